@@ -1,0 +1,125 @@
+"""Sphinx configuration for the softmax-core documentation.
+
+Design: the site is built offline (no intersphinx, no remote assets at build
+time) with warnings as errors (``docs/build.sh``).  The API reference comes
+from the numpydoc docstrings through autosummary (one generated page per
+public object); numpydoc validation turns a missing or unknown parameter into
+a warning, and ``_ext/docstring_checks.py`` adds the checks numpydoc lacks
+(an ``Examples`` section with doctests on every public object).  The gallery
+in ``examples/`` is executed by sphinx-gallery at every build, and
+``_ext/bench_table.py`` renders the benchmark table of
+``benchmarks/README.md`` (and its plot) so the performance page cannot go
+stale.
+"""
+
+import sys
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+DOCS = Path(__file__).resolve().parent
+ROOT = DOCS.parent
+sys.path.insert(0, str(ROOT))  # the in-place build of the package
+sys.path.insert(0, str(DOCS / "_ext"))
+
+import softmax_core  # noqa: E402
+
+# -- project -----------------------------------------------------------------
+project = "softmax-core"
+author = "The softmax-core developers"
+copyright = "2026, The softmax-core developers"
+release = getattr(softmax_core, "__version__", "0.1.0")
+version = ".".join(release.split(".")[:2])
+
+# -- general -----------------------------------------------------------------
+extensions = [
+    "sphinx.ext.autodoc",
+    "sphinx.ext.autosummary",
+    "sphinx.ext.mathjax",
+    "sphinx.ext.viewcode",
+    "numpydoc",
+    "sphinx_gallery.gen_gallery",
+    "docstring_checks",
+    "bench_table",
+]
+templates_path = ["_templates"]
+# the gallery sources are read by sphinx-gallery, not by Sphinx
+exclude_patterns = ["_build", "Thumbs.db", ".DS_Store", "examples"]
+default_role = "autolink"
+nitpicky = False  # numpydoc type names ("array_like", "int") are not targets
+suppress_warnings = []
+
+# -- autodoc / autosummary ---------------------------------------------------
+autosummary_generate = True
+autosummary_imported_members = True
+autodoc_default_options = {"members": False, "inherited-members": False}
+autodoc_typehints = "none"  # types live in the numpydoc Parameters section
+
+# -- numpydoc ----------------------------------------------------------------
+numpydoc_show_class_members = False  # the class template lists the methods
+numpydoc_class_members_toctree = False
+numpydoc_attributes_as_param_list = True
+numpydoc_xref_param_type = False
+numpydoc_validation_checks = {
+    "GL06",  # unknown section
+    "GL07",  # sections in the wrong order
+    "GL08",  # no docstring
+    "SS01",  # no summary line
+    "PR01",  # parameter not documented
+    "PR02",  # documented parameter that does not exist
+    "PR03",  # parameters documented in the wrong order
+    "PR04",  # parameter without a type
+    "PR07",  # parameter without a description
+    "PR10",  # "name: type" instead of "name : type"
+    "RT01",  # no Returns section
+    "RT03",  # return value without a description
+}
+numpydoc_validation_exclude = {
+    r"\._[^.]*$",  # private names
+    r"\.__[a-z_]+__$",  # dunder methods
+    # scikit-learn machinery inherited by SoftmaxRegression
+    r"\.set_[a-z_]*_request$",
+    r"\.get_metadata_routing$",
+}
+
+# -- sphinx-gallery ----------------------------------------------------------
+sphinx_gallery_conf = {
+    "examples_dirs": "examples",
+    "gallery_dirs": "auto_examples",
+    "filename_pattern": r"/plot_",
+    "within_subsection_order": "FileNameSortKey",
+    "doc_module": ("softmax_core",),
+    "backreferences_dir": "generated/backreferences",
+    "reference_url": {"softmax_core": None},
+    "download_all_examples": False,
+    "remove_config_comments": True,
+    "abort_on_example_error": False,  # report every broken example, then fail
+    "only_warn_on_example_error": False,
+    "plot_gallery": "True",
+    "matplotlib_animations": False,
+    "image_scrapers": ("matplotlib",),
+    "show_memory": False,
+    "min_reported_time": 1,
+}
+
+# -- HTML --------------------------------------------------------------------
+html_theme = "pydata_sphinx_theme"
+html_title = f"softmax-core {release}"
+html_static_path = ["_static"]
+html_theme_options = {
+    "navbar_end": ["theme-switcher", "navbar-icon-links"],
+    "show_toc_level": 2,
+    "navigation_with_keys": False,
+    "secondary_sidebar_items": ["page-toc", "sourcelink"],
+    "footer_start": ["copyright"],
+    "footer_end": ["sphinx-version", "theme-version"],
+}
+html_sidebars = {"index": [], "changelog": []}
+html_show_sourcelink = True
+html_copy_source = True
+
+# -- benchmark table (see _ext/bench_table.py) --------------------------------
+bench_table_source = str(ROOT / "benchmarks" / "README.md")
+bench_table_output = "generated/benchmarks"

@@ -1,0 +1,35 @@
+"""softmax-core: fast, numerically careful softmax-family functions.
+
+Softmax, log-softmax, logsumexp, negative log-likelihood and cross-entropy
+(values and gradients) for NumPy through compiled kernels, for any array-API
+library (torch, CuPy, JAX, array_api_strict, dask) in its own namespace, and a
+scikit-learn multinomial classifier, :class:`SoftmaxRegression`, trained by
+minibatch SGD on those kernels.
+"""
+
+from ._build_info import show_config
+from ._softmax import log_softmax, log_softmax_backward, logsumexp, softmax, softmax_backward
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "softmax",
+    "log_softmax",
+    "logsumexp",
+    "softmax_backward",
+    "log_softmax_backward",
+    "show_config",
+]
+
+try:  # the loss functions and the estimator are added by their own modules
+    from ._losses import cross_entropy, cross_entropy_with_grad, nll_loss  # noqa: F401
+
+    __all__ += ["nll_loss", "cross_entropy", "cross_entropy_with_grad"]
+except ImportError:  # pragma: no cover
+    pass
+try:
+    from ._regression import SoftmaxRegression  # noqa: F401
+
+    __all__ += ["SoftmaxRegression"]
+except ImportError:  # pragma: no cover
+    pass

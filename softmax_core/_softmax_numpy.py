@@ -1,0 +1,117 @@
+"""NumPy path: reshape any call into the kernels' (outer, n, inner) form.
+
+The reduced axes are merged into the middle axis ``n``.  When they are
+adjacent in a C-contiguous array this is a free reshape (``axis=-1`` gives
+``inner == 1``, the row kernels; ``axis=-3`` of (N, C, H, W) gives the tiled
+kernel).  Otherwise the reduced axes are transposed to the end in one copy,
+computed as rows, and transposed back.  ``where=`` is applied by replacing
+masked-out entries with ``-inf`` in that same copy, then fixing fully masked
+rows.
+"""
+
+import math
+
+import numpy as np
+
+from ._native import kernels
+from ._threads import n_threads_for
+from ._validation import check_where_numpy, normalize_axes, numpy_compute_dtypes
+
+__all__ = ["softmax", "logsumexp"]
+
+
+def _layout(shape, axes):
+    """Return ``(perm, (outer, n, inner))`` for computing over ``axes``.
+
+    ``perm`` is None when the reduced axes are already adjacent.
+    """
+    if not axes:
+        return None, (math.prod(shape), 1, 1)
+    if axes[-1] - axes[0] + 1 == len(axes):
+        lo, hi = axes[0], axes[-1] + 1
+        return None, (math.prod(shape[:lo]), math.prod(shape[lo:hi]), math.prod(shape[hi:]))
+    keep = [i for i in range(len(shape)) if i not in axes]
+    perm = tuple(keep) + axes
+    return perm, (math.prod(shape[i] for i in keep), math.prod(shape[i] for i in axes), 1)
+
+
+def _prepare(x, axis, dtype, where):
+    """Validate and return ``(shape, xc, result_dtype, axes, perm, shape3, mask)``.
+
+    ``xc`` is C-contiguous in the compute dtype (and in the ``perm`` order);
+    it is ``x`` itself only when no conversion was needed and no mask applies.
+    """
+    x, compute, result = numpy_compute_dtypes(x, dtype)
+    axes = normalize_axes(axis, x.shape)
+    perm, shape3 = _layout(x.shape, axes)
+    mask = None
+    if where is not None:
+        mask = check_where_numpy(where, x.shape)
+    src = x if perm is None else x.transpose(perm)
+    if mask is not None:
+        m = mask if perm is None else mask.transpose(perm)
+        xc = np.where(m, src.astype(compute, copy=False), compute.type(-np.inf))
+    else:
+        xc = np.ascontiguousarray(src, dtype=compute)
+    return x.shape, xc, result, axes, perm, shape3, mask
+
+
+def _empty_rows(mask, axes):
+    """Boolean array (keepdims over ``axes``) of rows with no unmasked entry."""
+    return ~np.any(mask, axis=axes, keepdims=True)
+
+
+def _check_out(out, shape, dtype):
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"out must be a numpy.ndarray, got {type(out).__name__}")
+    if out.shape != shape:
+        raise ValueError(f"out has shape {out.shape}, expected {shape}")
+    if out.dtype != dtype:
+        raise ValueError(f"out has dtype {out.dtype}, expected {dtype}")
+    if not out.flags.writeable:
+        raise ValueError("out is read-only")
+
+
+def softmax(x, axis, dtype, where, out, use_log):
+    """softmax (``use_log=False``) or log_softmax of a NumPy array-like."""
+    shape, xc, result, axes, perm, shape3, mask = _prepare(x, axis, dtype, where)
+    if out is not None:
+        _check_out(out, shape, result)
+    direct = (out is not None and perm is None and out.dtype == xc.dtype
+              and out.flags.c_contiguous)
+    res = out if direct else np.empty(xc.shape if perm else shape, dtype=xc.dtype)
+    if xc.size:
+        kernels.softmax_3d(xc.reshape(shape3), res.reshape(shape3), use_log,
+                           n_threads_for(xc.size))
+    if perm is not None:
+        res = res.transpose(np.argsort(perm))
+    if mask is not None:
+        res[np.broadcast_to(_empty_rows(mask, axes), shape)] = -np.inf if use_log else 0
+    if direct:
+        return out
+    if out is not None:
+        np.copyto(out, res, casting="unsafe")
+        return out
+    if perm is not None or res.dtype != result:
+        res = np.ascontiguousarray(res, dtype=result)
+    return res
+
+
+def logsumexp(x, axis, keepdims, return_sign, where):
+    """logsumexp of a NumPy array-like (``b=`` goes through ``_softmax_generic``)."""
+    shape, xc, result, axes, perm, (outer, n, inner), _ = _prepare(x, axis, None, where)
+    if n == 0:
+        res = np.full((outer, inner), -np.inf, dtype=xc.dtype)
+    else:
+        res = np.empty((outer, inner), dtype=xc.dtype)
+        if res.size:
+            kernels.logsumexp_3d(xc.reshape(outer, n, inner), res, n_threads_for(xc.size))
+    kept = tuple(1 if i in axes else d for i, d in enumerate(shape))
+    res = res.reshape(kept if keepdims else tuple(d for i, d in enumerate(shape)
+                                                  if i not in axes))
+    res = res.astype(result, copy=False)
+    if not return_sign:
+        return res[()]
+    sign = np.where(res > -np.inf, 1, 0).astype(result)
+    sign[np.isnan(res)] = np.nan
+    return res[()], sign[()]

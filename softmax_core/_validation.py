@@ -1,0 +1,92 @@
+"""Argument checks shared by every backend: axes and floating dtypes."""
+
+import operator
+
+import numpy as np
+
+__all__ = ["normalize_axes", "numpy_compute_dtypes", "check_where_numpy"]
+
+
+def normalize_axes(axis, shape):
+    """Return ``axis`` as a sorted tuple of non-negative ints for ``shape``.
+
+    ``None`` means every axis; an int or a tuple of ints may be negative.  A
+    0-d array is treated like a 1-element vector (as ``torch.softmax`` does),
+    so ``axis`` may be 0, -1, ``()`` or ``None`` there.  Raises
+    ``numpy.exceptions.AxisError`` (a ``ValueError``) naming the axis and the
+    shape, or ``TypeError`` for an axis that is not an integer.
+    """
+    ndim = max(len(shape), 1)
+    if axis is None:
+        return tuple(range(len(shape)))
+    axes = axis if isinstance(axis, tuple) else (axis,)
+    normalized = []
+    for a in axes:
+        if isinstance(a, bool):
+            raise TypeError(f"axis must be an int, a tuple of ints or None, got {axis!r}")
+        try:
+            a = operator.index(a)
+        except TypeError:
+            raise TypeError(
+                f"axis must be an int, a tuple of ints or None, got {axis!r}"
+            ) from None
+        if not -ndim <= a < ndim:
+            raise np.exceptions.AxisError(
+                f"axis {a} is out of bounds for an array of shape {tuple(shape)} "
+                f"(dimension {len(shape)})"
+            )
+        normalized.append(a % ndim)
+    if len(set(normalized)) != len(normalized):
+        raise ValueError(f"repeated axis in axis={axis!r} for shape {tuple(shape)}")
+    if len(shape) == 0:
+        return ()
+    return tuple(sorted(normalized))
+
+
+def _check_real_float(dtype, what):
+    if dtype.kind != "f":
+        raise TypeError(f"{what} must be a real floating dtype, got {dtype}")
+
+
+def numpy_compute_dtypes(x, dtype):
+    """Convert ``x`` like ``np.asarray`` and return ``(x, compute, result)``.
+
+    ``dtype=`` casts first (like torch); float32/float64 stay themselves;
+    float16 computes in float32 and returns float16; integers and bools become
+    float64 (as in scipy); complex and non-numeric input raise ``TypeError``.
+    """
+    x = np.asarray(x)
+    if dtype is not None:
+        target = np.dtype(dtype)
+        _check_real_float(target, "dtype")
+        result = target
+    elif x.dtype.kind in "biu":
+        result = np.dtype(np.float64)
+    elif x.dtype.kind == "f":
+        result = x.dtype
+    elif x.dtype.kind == "c":
+        raise TypeError(
+            f"complex input ({x.dtype}) is not supported: softmax-family functions are "
+            "defined for real numbers"
+        )
+    else:
+        raise TypeError(f"expected a real numeric array, got dtype {x.dtype}")
+    if result not in (np.float32, np.float64, np.float16):
+        # long double and friends: compute in float64
+        compute = np.dtype(np.float64)
+    else:
+        compute = np.dtype(np.float32) if result == np.float16 else result
+    return x, compute, result
+
+
+def check_where_numpy(where, shape):
+    """Return ``where`` as a boolean array broadcast to ``shape``."""
+    where = np.asarray(where)
+    if where.dtype != np.bool_:
+        raise TypeError(f"where must be a boolean array, got dtype {where.dtype}")
+    try:
+        return np.broadcast_to(where, shape)
+    except ValueError:
+        raise ValueError(
+            f"where of shape {where.shape} cannot be broadcast to the input's shape {shape}"
+        ) from None

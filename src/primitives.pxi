@@ -1,0 +1,139 @@
+# Design: Cython view of the vectorized C primitives in simd_math.h.
+#
+# Each primitive exists as a float (_f) and a double (_d) C function; the
+# `floating` fused wrappers below pick one at compile time, so every kernel
+# is written once for both dtypes.  All of them are `noexcept nogil` and
+# work on raw pointers that the calling kernel has already bounds-checked.
+from cython cimport floating
+from libc.math cimport log, isfinite, INFINITY, NAN
+
+cdef extern from "omp_compat.h" nogil:
+    int SC_HAVE_OPENMP
+    int sc_omp_max_threads()
+
+cdef extern from "simd_math.h" nogil:
+    float sc_max_f(const float *x, Py_ssize_t n)
+    double sc_max_d(const double *x, Py_ssize_t n)
+    double sc_exp_shift_sum_f(const float *x, float shift, float *out, Py_ssize_t n)
+    double sc_exp_shift_sum_d(const double *x, double shift, double *out, Py_ssize_t n)
+    double sc_sum_exp_shift_f(const float *x, float shift, Py_ssize_t n)
+    double sc_sum_exp_shift_d(const double *x, double shift, Py_ssize_t n)
+    void sc_exp_inplace_f(float *buf, Py_ssize_t n)
+    void sc_exp_inplace_d(double *buf, Py_ssize_t n)
+    void sc_exp_f(const float *x, float *out, Py_ssize_t n)
+    void sc_exp_d(const double *x, double *out, Py_ssize_t n)
+    double sc_sum_f(const float *x, Py_ssize_t n)
+    double sc_sum_d(const double *x, Py_ssize_t n)
+    void sc_scale_f(const float *x, float c, float *out, Py_ssize_t n)
+    void sc_scale_d(const double *x, double c, double *out, Py_ssize_t n)
+    void sc_sub2_f(const float *x, float a, float b, float *out, Py_ssize_t n)
+    void sc_sub2_d(const double *x, double a, double b, double *out, Py_ssize_t n)
+    void sc_vmax_f(float *m, const float *x, Py_ssize_t n)
+    void sc_vmax_d(double *m, const double *x, Py_ssize_t n)
+    void sc_vexp_shift_acc_f(const float *x, const float *shift, float *out, double *s, Py_ssize_t n)
+    void sc_vexp_shift_acc_d(const double *x, const double *shift, double *out, double *s, Py_ssize_t n)
+    void sc_vscale_f(const float *x, const float *c, float *out, Py_ssize_t n)
+    void sc_vscale_d(const double *x, const double *c, double *out, Py_ssize_t n)
+    void sc_vsub2_f(const float *x, const float *a, const float *b, float *out, Py_ssize_t n)
+    void sc_vsub2_d(const double *x, const double *a, const double *b, double *out, Py_ssize_t n)
+
+
+cdef inline floating _max(const floating *x, Py_ssize_t n) noexcept nogil:
+    if floating is float:
+        return sc_max_f(x, n)
+    else:
+        return sc_max_d(x, n)
+
+
+cdef inline double _exp_shift_sum(const floating *x, floating shift, floating *out,
+                                  Py_ssize_t n) noexcept nogil:
+    if floating is float:
+        return sc_exp_shift_sum_f(x, shift, out, n)
+    else:
+        return sc_exp_shift_sum_d(x, shift, out, n)
+
+
+cdef inline double _sum_exp_shift(const floating *x, floating shift,
+                                  Py_ssize_t n) noexcept nogil:
+    if floating is float:
+        return sc_sum_exp_shift_f(x, shift, n)
+    else:
+        return sc_sum_exp_shift_d(x, shift, n)
+
+
+cdef inline void _exp_inplace(floating *buf, Py_ssize_t n) noexcept nogil:
+    if floating is float:
+        sc_exp_inplace_f(buf, n)
+    else:
+        sc_exp_inplace_d(buf, n)
+
+
+cdef inline void _exp(const floating *x, floating *out, Py_ssize_t n) noexcept nogil:
+    if floating is float:
+        sc_exp_f(x, out, n)
+    else:
+        sc_exp_d(x, out, n)
+
+
+cdef inline double _sum(const floating *x, Py_ssize_t n) noexcept nogil:
+    if floating is float:
+        return sc_sum_f(x, n)
+    else:
+        return sc_sum_d(x, n)
+
+
+cdef inline void _scale(const floating *x, floating c, floating *out,
+                        Py_ssize_t n) noexcept nogil:
+    if floating is float:
+        sc_scale_f(x, c, out, n)
+    else:
+        sc_scale_d(x, c, out, n)
+
+
+cdef inline void _sub2(const floating *x, floating a, floating b, floating *out,
+                       Py_ssize_t n) noexcept nogil:
+    if floating is float:
+        sc_sub2_f(x, a, b, out, n)
+    else:
+        sc_sub2_d(x, a, b, out, n)
+
+
+cdef inline void _vmax(floating *m, const floating *x, Py_ssize_t n) noexcept nogil:
+    if floating is float:
+        sc_vmax_f(m, x, n)
+    else:
+        sc_vmax_d(m, x, n)
+
+
+cdef inline void _vexp_shift_acc(const floating *x, const floating *shift,
+                                 floating *out, double *s, Py_ssize_t n) noexcept nogil:
+    if floating is float:
+        sc_vexp_shift_acc_f(x, shift, out, s, n)
+    else:
+        sc_vexp_shift_acc_d(x, shift, out, s, n)
+
+
+cdef inline void _vscale(const floating *x, const floating *c, floating *out,
+                         Py_ssize_t n) noexcept nogil:
+    if floating is float:
+        sc_vscale_f(x, c, out, n)
+    else:
+        sc_vscale_d(x, c, out, n)
+
+
+cdef inline void _vsub2(const floating *x, const floating *a, const floating *b,
+                        floating *out, Py_ssize_t n) noexcept nogil:
+    if floating is float:
+        sc_vsub2_f(x, a, b, out, n)
+    else:
+        sc_vsub2_d(x, a, b, out, n)
+
+
+def omp_max_threads():
+    """Threads an OpenMP region would use now (1 in a serial build)."""
+    return sc_omp_max_threads()
+
+
+def have_openmp():
+    """Whether this kernel module was compiled with OpenMP."""
+    return bool(SC_HAVE_OPENMP)

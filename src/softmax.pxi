@@ -1,0 +1,176 @@
+# Design: softmax, log_softmax and logsumexp over the middle axis of a
+# C-contiguous (outer, n, inner) array.
+#
+# The Python layer reshapes every call to this form: the reduced axes are made
+# adjacent and merged into `n`, the axes before them into `outer` and the axes
+# after them into `inner`.  Three layouts then get three loops:
+#
+# * long rows (inner == 1, n > SHORT_ROW): one row per task, three passes
+#   (max; exp(x - max) and its sum; scale).  The row sits in L1/L2 between
+#   passes, which beats the one-pass "online" softmax on CPU.
+# * short rows (inner == 1, n <= SHORT_ROW, e.g. 10 classes): a per-row SIMD
+#   loop would never fill a vector, so a task takes a block of rows
+#   (~BLOCK elements), writes x - max for every row, and runs one flat
+#   vectorized exp over the whole block.
+# * inner > 1 (e.g. axis=-3 of (N, C, H, W)): tiles of TILE columns; the
+#   passes run across the contiguous inner axis, so they vectorize too.
+#
+# Every kernel computes `x - max` first (no overflow), sums exponentials in
+# double, and forms log_softmax as (x - max) - log(sum), never as
+# log(softmax).  A row whose max is -inf (all -inf) yields NaN, and a +inf or
+# NaN entry turns its own row into NaN, as scipy and torch do; logsumexp
+# follows scipy (shift by 0 when the max is not finite).  `out` may alias `x`:
+# each pass reads an element before it writes the same element.
+# Inputs are `const` views so read-only arrays (memmaps) work.  The callers
+# guarantee non-empty arrays and valid shapes; nothing here raises.
+from cython.parallel cimport prange
+
+cdef enum:
+    SHORT_ROW = 64  # rows up to this length take the blocked path
+    BLOCK = 2048  # elements per block of short rows
+    TILE = 256  # columns per tile when inner > 1
+
+
+cdef void _rows_long(const floating *x, floating *out, Py_ssize_t n,
+                     bint use_log) noexcept nogil:
+    cdef floating m = _max(x, n)
+    cdef double s
+    if use_log:
+        s = _sum_exp_shift(x, m, n)
+        _sub2(x, m, <floating>log(s), out, n)
+    else:
+        s = _exp_shift_sum(x, m, out, n)
+        _scale(out, <floating>(1.0 / s), out, n)
+
+
+cdef void _rows_short(const floating *x, floating *out, Py_ssize_t n_rows,
+                      Py_ssize_t n, bint use_log) noexcept nogil:
+    # x and out point at n_rows consecutive rows of length n, n_rows * n <= BLOCK
+    cdef floating buf[BLOCK]
+    cdef Py_ssize_t r
+    cdef Py_ssize_t total = n_rows * n
+    for r in range(n_rows):
+        _sub2(x + r * n, _max(x + r * n, n), 0, out + r * n, n)
+    if use_log:
+        _exp(out, buf, total)
+        for r in range(n_rows):
+            _sub2(out + r * n, 0, <floating>log(_sum(buf + r * n, n)),
+                  out + r * n, n)
+    else:
+        _exp_inplace(out, total)
+        for r in range(n_rows):
+            _scale(out + r * n, <floating>(1.0 / _sum(out + r * n, n)),
+                   out + r * n, n)
+
+
+cdef void _tile(const floating *x, floating *out, Py_ssize_t n,
+                Py_ssize_t ld, Py_ssize_t w, bint use_log) noexcept nogil:
+    # a (n, w) tile whose rows are `ld` elements apart
+    cdef floating m[TILE]
+    cdef floating c[TILE]
+    cdef double s[TILE]
+    cdef Py_ssize_t k, j
+    for j in range(w):
+        m[j] = -INFINITY
+        s[j] = 0.0
+    for k in range(n):
+        _vmax(m, x + k * ld, w)
+    for k in range(n):
+        _vexp_shift_acc(x + k * ld, m, NULL if use_log else out + k * ld, s, w)
+    if use_log:
+        for j in range(w):
+            c[j] = <floating>log(s[j])
+        for k in range(n):
+            _vsub2(x + k * ld, m, c, out + k * ld, w)
+    else:
+        for j in range(w):
+            c[j] = <floating>(1.0 / s[j])
+        for k in range(n):
+            _vscale(out + k * ld, c, out + k * ld, w)
+
+
+def softmax_3d(const floating[:, :, ::1] x, floating[:, :, ::1] out,
+               bint use_log, int n_threads):
+    """softmax (use_log=False) or log_softmax over axis 1 of a non-empty
+    C-contiguous (outer, n, inner) array, written into `out` (same shape)."""
+    cdef Py_ssize_t outer = x.shape[0], n = x.shape[1], inner = x.shape[2]
+    cdef Py_ssize_t t, n_tasks, rows_per_task, r0, o, j0, n_tiles
+    cdef const floating *px = &x[0, 0, 0]
+    cdef floating *po = &out[0, 0, 0]
+    cdef bint parallel = n_threads > 1
+    if inner == 1 and n > SHORT_ROW:
+        with nogil:
+            for t in prange(outer, schedule="static", num_threads=n_threads,
+                            use_threads_if=parallel):
+                _rows_long(px + t * n, po + t * n, n, use_log)
+    elif inner == 1:
+        rows_per_task = BLOCK // n
+        n_tasks = (outer + rows_per_task - 1) // rows_per_task
+        with nogil:
+            for t in prange(n_tasks, schedule="static", num_threads=n_threads,
+                            use_threads_if=parallel):
+                r0 = t * rows_per_task
+                _rows_short(px + r0 * n, po + r0 * n,
+                            min(rows_per_task, outer - r0), n, use_log)
+    else:
+        n_tiles = (inner + TILE - 1) // TILE
+        n_tasks = outer * n_tiles
+        with nogil:
+            for t in prange(n_tasks, schedule="static", num_threads=n_threads,
+                            use_threads_if=parallel):
+                o = t // n_tiles
+                j0 = (t % n_tiles) * TILE
+                _tile(px + o * n * inner + j0, po + o * n * inner + j0,
+                      n, inner, min(TILE, inner - j0), use_log)
+
+
+cdef floating _lse_row(const floating *x, Py_ssize_t n) noexcept nogil:
+    cdef floating m = _max(x, n)
+    if not isfinite(m):
+        m = 0
+    return <floating>(log(_sum_exp_shift(x, m, n)) + m)
+
+
+cdef void _lse_tile(const floating *x, floating *out, Py_ssize_t n,
+                    Py_ssize_t ld, Py_ssize_t w) noexcept nogil:
+    cdef floating m[TILE]
+    cdef double s[TILE]
+    cdef Py_ssize_t k, j
+    for j in range(w):
+        m[j] = -INFINITY
+        s[j] = 0.0
+    for k in range(n):
+        _vmax(m, x + k * ld, w)
+    for j in range(w):
+        if not isfinite(m[j]):
+            m[j] = 0
+    for k in range(n):
+        _vexp_shift_acc(x + k * ld, m, NULL, s, w)
+    for j in range(w):
+        out[j] = <floating>(log(s[j]) + m[j])
+
+
+def logsumexp_3d(const floating[:, :, ::1] x, floating[:, ::1] out,
+                 int n_threads):
+    """logsumexp over axis 1 of a non-empty C-contiguous (outer, n, inner)
+    array, written into `out` of shape (outer, inner)."""
+    cdef Py_ssize_t outer = x.shape[0], n = x.shape[1], inner = x.shape[2]
+    cdef Py_ssize_t t, n_tasks, o, j0, n_tiles
+    cdef const floating *px = &x[0, 0, 0]
+    cdef floating *po = &out[0, 0]
+    cdef bint parallel = n_threads > 1
+    if inner == 1:
+        with nogil:
+            for t in prange(outer, schedule="static", num_threads=n_threads,
+                            use_threads_if=parallel):
+                po[t] = _lse_row(px + t * n, n)
+    else:
+        n_tiles = (inner + TILE - 1) // TILE
+        n_tasks = outer * n_tiles
+        with nogil:
+            for t in prange(n_tasks, schedule="static", num_threads=n_threads,
+                            use_threads_if=parallel):
+                o = t // n_tiles
+                j0 = (t % n_tiles) * TILE
+                _lse_tile(px + o * n * inner + j0, po + o * inner + j0,
+                          n, inner, min(TILE, inner - j0))
