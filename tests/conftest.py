@@ -1,0 +1,54 @@
+"""Shared test configuration: array-API backends as an ``xp`` fixture.
+
+``SCIPY_ARRAY_API=1`` must be set before SciPy is imported, or scikit-learn
+refuses ``array_api_dispatch=True``; it is set here, before anything else.
+"""
+
+import os
+
+os.environ.setdefault("SCIPY_ARRAY_API", "1")
+
+import importlib  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+BACKENDS = ["numpy", "array_api_strict", "torch"]
+
+
+def _load(name):
+    if name == "numpy":
+        return np
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        pytest.skip(f"{name} is not installed")
+
+
+@pytest.fixture(params=BACKENDS)
+def xp(request):
+    """The array namespace of one backend (skipped when it is not installed)."""
+    return _load(request.param)
+
+
+def to_xp(xp, a):
+    """A NumPy array (or array-like) as an array of namespace ``xp``."""
+    if xp is np:
+        return np.asarray(a)
+    if xp.__name__ == "torch":
+        return xp.asarray(np.asarray(a))
+    return xp.asarray(np.asarray(a))
+
+
+def to_numpy(a):
+    """Any array (NumPy, torch, array_api_strict, scalars) as a NumPy array."""
+    if type(a).__module__.startswith("torch"):
+        return a.detach().cpu().numpy()
+    if type(a).__module__.startswith("array_api_strict"):
+        return np.asarray(a._array) if hasattr(a, "_array") else np.asarray(a)
+    return np.asarray(a)
+
+
+def namespace_of(a):
+    """Name of the top-level package an array comes from."""
+    return type(a).__module__.split(".")[0]
