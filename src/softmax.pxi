@@ -8,10 +8,14 @@
 # * long rows (inner == 1, n > SHORT_ROW): one row per task, three passes
 #   (max; exp(x - max) and its sum; scale).  The row sits in L1/L2 between
 #   passes, which beats the one-pass "online" softmax on CPU.
-# * short rows (inner == 1, n <= SHORT_ROW, e.g. 10 classes): a per-row SIMD
-#   loop would never fill a vector, so a task takes a block of rows
-#   (~BLOCK elements), writes x - max for every row, and runs one flat
-#   vectorized exp over the whole block.
+# * short rows (inner == 1, n <= SHORT_ROW): a per-row SIMD loop would never
+#   fill a vector, so a task takes a block of rows (~BLOCK elements).  Rows of
+#   fewer than TRANSPOSE_BELOW elements (e.g. 10 classes) are transposed into
+#   a local (n, rows) buffer and reduced with the column kernels, which
+#   vectorize across rows; longer short rows write x - max row by row and
+#   run one flat vectorized exp over the whole block.  (Measured on AVX2 at
+#   n = 10: the transposed block is 1.8x faster than per-row loops, whose
+#   remainder handling dominates; from n = 16 on, the per-row loops win.)
 # * inner > 1 (e.g. axis=-3 of (N, C, H, W)): tiles of TILE columns; the
 #   passes run across the contiguous inner axis, so they vectorize too.
 #
@@ -29,6 +33,7 @@ cdef enum:
     SHORT_ROW = 64  # rows up to this length take the blocked path
     BLOCK = 2048  # elements per block of short rows
     TILE = 256  # columns per tile when inner > 1
+    TRANSPOSE_BELOW = 16  # short rows below this length use the transposed block
 
 
 cdef void _rows_long(const floating *x, floating *out, Py_ssize_t n,
@@ -61,6 +66,39 @@ cdef void _rows_short(const floating *x, floating *out, Py_ssize_t n_rows,
         for r in range(n_rows):
             _scale(out + r * n, <floating>(1.0 / _sum(out + r * n, n)),
                    out + r * n, n)
+
+
+cdef void _rows_transposed(const floating *x, floating *out, Py_ssize_t n_rows,
+                           Py_ssize_t n, bint use_log) noexcept nogil:
+    # n_rows consecutive rows of length n (n_rows * n <= BLOCK), computed in a
+    # local (n, n_rows) transposed copy with the column kernels
+    cdef floating t[BLOCK]
+    cdef floating m[BLOCK]
+    cdef floating c[BLOCK]
+    cdef double s[BLOCK]
+    cdef Py_ssize_t r, j
+    for r in range(n_rows):
+        for j in range(n):
+            t[j * n_rows + r] = x[r * n + j]
+        m[r] = -INFINITY
+        s[r] = 0.0
+    for j in range(n):
+        _vmax(m, t + j * n_rows, n_rows)
+    for j in range(n):
+        _vexp_shift_acc(t + j * n_rows, m, NULL if use_log else t + j * n_rows, s, n_rows)
+    if use_log:
+        for r in range(n_rows):
+            c[r] = <floating>log(s[r])
+        for j in range(n):
+            _vsub2(t + j * n_rows, m, c, t + j * n_rows, n_rows)
+    else:
+        for r in range(n_rows):
+            c[r] = <floating>(1.0 / s[r])
+        for j in range(n):
+            _vscale(t + j * n_rows, c, t + j * n_rows, n_rows)
+    for r in range(n_rows):
+        for j in range(n):
+            out[r * n + j] = t[j * n_rows + r]
 
 
 cdef void _tile(const floating *x, floating *out, Py_ssize_t n,
@@ -110,8 +148,12 @@ def softmax_3d(const floating[:, :, ::1] x, floating[:, :, ::1] out,
             for t in prange(n_tasks, schedule="static", num_threads=n_threads,
                             use_threads_if=parallel):
                 r0 = t * rows_per_task
-                _rows_short(px + r0 * n, po + r0 * n,
-                            min(rows_per_task, outer - r0), n, use_log)
+                if n < TRANSPOSE_BELOW:
+                    _rows_transposed(px + r0 * n, po + r0 * n,
+                                     min(rows_per_task, outer - r0), n, use_log)
+                else:
+                    _rows_short(px + r0 * n, po + r0 * n,
+                                min(rows_per_task, outer - r0), n, use_log)
     else:
         n_tiles = (inner + TILE - 1) // TILE
         n_tasks = outer * n_tiles
@@ -150,16 +192,47 @@ cdef void _lse_tile(const floating *x, floating *out, Py_ssize_t n,
         out[j] = <floating>(log(s[j]) + m[j])
 
 
+cdef void _lse_transposed(const floating *x, floating *out, Py_ssize_t n_rows,
+                          Py_ssize_t n) noexcept nogil:
+    # logsumexp of n_rows short rows (n_rows * n <= BLOCK) via a transposed copy
+    cdef floating t[BLOCK]
+    cdef floating m[BLOCK]
+    cdef double s[BLOCK]
+    cdef Py_ssize_t r, j
+    for r in range(n_rows):
+        for j in range(n):
+            t[j * n_rows + r] = x[r * n + j]
+        m[r] = -INFINITY
+        s[r] = 0.0
+    for j in range(n):
+        _vmax(m, t + j * n_rows, n_rows)
+    for r in range(n_rows):
+        if not isfinite(m[r]):
+            m[r] = 0
+    for j in range(n):
+        _vexp_shift_acc(t + j * n_rows, m, NULL, s, n_rows)
+    for r in range(n_rows):
+        out[r] = <floating>(log(s[r]) + m[r])
+
+
 def logsumexp_3d(const floating[:, :, ::1] x, floating[:, ::1] out,
                  int n_threads):
     """logsumexp over axis 1 of a non-empty C-contiguous (outer, n, inner)
     array, written into `out` of shape (outer, inner)."""
     cdef Py_ssize_t outer = x.shape[0], n = x.shape[1], inner = x.shape[2]
-    cdef Py_ssize_t t, n_tasks, o, j0, n_tiles
+    cdef Py_ssize_t t, n_tasks, o, j0, n_tiles, r0, rows_per_task
     cdef const floating *px = &x[0, 0, 0]
     cdef floating *po = &out[0, 0]
     cdef bint parallel = n_threads > 1
-    if inner == 1:
+    if inner == 1 and n < TRANSPOSE_BELOW:
+        rows_per_task = BLOCK // n
+        n_tasks = (outer + rows_per_task - 1) // rows_per_task
+        with nogil:
+            for t in prange(n_tasks, schedule="static", num_threads=n_threads,
+                            use_threads_if=parallel):
+                r0 = t * rows_per_task
+                _lse_transposed(px + r0 * n, po + r0, min(rows_per_task, outer - r0), n)
+    elif inner == 1:
         with nogil:
             for t in prange(outer, schedule="static", num_threads=n_threads,
                             use_threads_if=parallel):
