@@ -17,7 +17,7 @@ from ._native import kernels
 from ._threads import n_threads_for
 from ._validation import check_where_numpy, normalize_axes, numpy_compute_dtypes
 
-__all__ = ["softmax", "logsumexp"]
+__all__ = ["softmax", "logsumexp", "softmax_backward"]
 
 
 def _layout(shape, axes):
@@ -127,3 +127,27 @@ def logsumexp(x, axis, keepdims, return_sign, where):
     sign = np.where(res > -np.inf, 1, 0).astype(result)
     sign[np.isnan(res)] = np.nan
     return res[()], sign[()]
+
+
+def softmax_backward(grad_output, output, axis, use_log):
+    """VJP of softmax (``use_log=False``) or log_softmax for NumPy array-likes."""
+    g, g_compute, g_result = numpy_compute_dtypes(grad_output, None)
+    y, y_compute, y_result = numpy_compute_dtypes(output, None)
+    if g.shape != y.shape:
+        raise ValueError(f"grad_output has shape {g.shape} but output has shape {y.shape}; "
+                         "they must match")
+    result = np.result_type(g_result, y_result)
+    compute = np.result_type(g_compute, y_compute)
+    axes = normalize_axes(axis, y.shape)
+    perm, shape3 = _layout(y.shape, axes)
+    if perm is not None:
+        g, y = g.transpose(perm), y.transpose(perm)
+    gc = np.ascontiguousarray(g, dtype=compute)
+    yc = np.ascontiguousarray(y, dtype=compute)
+    res = np.empty(gc.shape if perm else y.shape, dtype=compute)
+    if res.size:
+        kernels.softmax_backward_3d(gc.reshape(shape3), yc.reshape(shape3), res.reshape(shape3),
+                                    use_log, n_threads_for(res.size))
+    if perm is not None:
+        res = res.transpose(np.argsort(perm))
+    return np.ascontiguousarray(res, dtype=result)

@@ -36,6 +36,23 @@ cdef extern from "simd_math.h" nogil:
     void sc_vscale_d(const double *x, const double *c, double *out, Py_ssize_t n)
     void sc_vsub2_f(const float *x, const float *a, const float *b, float *out, Py_ssize_t n)
     void sc_vsub2_d(const double *x, const double *a, const double *b, double *out, Py_ssize_t n)
+    double sc_dot_f(const float *a, const float *b, Py_ssize_t n)
+    double sc_dot_d(const double *a, const double *b, Py_ssize_t n)
+    void sc_softmax_vjp_f(const float *g, const float *y, float c, float *out, Py_ssize_t n)
+    void sc_softmax_vjp_d(const double *g, const double *y, double c, double *out, Py_ssize_t n)
+    void sc_log_softmax_vjp_f(const float *g, const float *y, float c, float *out, Py_ssize_t n)
+    void sc_log_softmax_vjp_d(const double *g, const double *y, double c, double *out,
+                              Py_ssize_t n)
+    void sc_vdot_acc_f(const float *a, const float *b, double *s, Py_ssize_t n)
+    void sc_vdot_acc_d(const double *a, const double *b, double *s, Py_ssize_t n)
+    void sc_vsoftmax_vjp_f(const float *g, const float *y, const float *c, float *out,
+                           Py_ssize_t n)
+    void sc_vsoftmax_vjp_d(const double *g, const double *y, const double *c, double *out,
+                           Py_ssize_t n)
+    void sc_vlog_softmax_vjp_f(const float *g, const float *y, const float *c, float *out,
+                               Py_ssize_t n)
+    void sc_vlog_softmax_vjp_d(const double *g, const double *y, const double *c, double *out,
+                               Py_ssize_t n)
 
 
 cdef inline floating _max(const floating *x, Py_ssize_t n) noexcept nogil:
@@ -127,6 +144,49 @@ cdef inline void _vsub2(const floating *x, const floating *a, const floating *b,
         sc_vsub2_f(x, a, b, out, n)
     else:
         sc_vsub2_d(x, a, b, out, n)
+
+
+cdef inline double _dot(const floating *a, const floating *b, Py_ssize_t n) noexcept nogil:
+    if floating is float:
+        return sc_dot_f(a, b, n)
+    else:
+        return sc_dot_d(a, b, n)
+
+
+cdef inline void _vjp(const floating *g, const floating *y, floating c, floating *out,
+                      Py_ssize_t n, bint use_log) noexcept nogil:
+    if floating is float:
+        if use_log:
+            sc_log_softmax_vjp_f(g, y, c, out, n)
+        else:
+            sc_softmax_vjp_f(g, y, c, out, n)
+    else:
+        if use_log:
+            sc_log_softmax_vjp_d(g, y, c, out, n)
+        else:
+            sc_softmax_vjp_d(g, y, c, out, n)
+
+
+cdef inline void _vdot_acc(const floating *a, const floating *b, double *s,
+                           Py_ssize_t n) noexcept nogil:
+    if floating is float:
+        sc_vdot_acc_f(a, b, s, n)
+    else:
+        sc_vdot_acc_d(a, b, s, n)
+
+
+cdef inline void _vvjp(const floating *g, const floating *y, const floating *c,
+                       floating *out, Py_ssize_t n, bint use_log) noexcept nogil:
+    if floating is float:
+        if use_log:
+            sc_vlog_softmax_vjp_f(g, y, c, out, n)
+        else:
+            sc_vsoftmax_vjp_f(g, y, c, out, n)
+    else:
+        if use_log:
+            sc_vlog_softmax_vjp_d(g, y, c, out, n)
+        else:
+            sc_vsoftmax_vjp_d(g, y, c, out, n)
 
 
 def omp_max_threads():

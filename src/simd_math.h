@@ -134,6 +134,55 @@ extern float expf(float);
     {                                                                      \
         _Pragma("omp simd")                                                \
         for (Py_ssize_t j = 0; j < n; j++) out[j] = (x[j] - a[j]) - b[j];  \
+    }\
+    /* Backward passes. sum(a[i] * b[i]) in double. */                     \
+    static inline double sc_dot_##SFX(const T *a, const T *b, Py_ssize_t n)\
+    {                                                                      \
+        double s = 0.0;                                                    \
+        _Pragma("omp simd reduction(+:s)")                                 \
+        for (Py_ssize_t i = 0; i < n; i++) s += (double)a[i] * b[i];       \
+        return s;                                                          \
+    }                                                                      \
+    /* softmax VJP: out[i] = y[i] * (g[i] - c) (out may alias g or y). */  \
+    static inline void sc_softmax_vjp_##SFX(const T *g, const T *y, T c,   \
+                                            T *out, Py_ssize_t n)          \
+    {                                                                      \
+        _Pragma("omp simd")                                                \
+        for (Py_ssize_t i = 0; i < n; i++) out[i] = y[i] * (g[i] - c);     \
+    }                                                                      \
+    /* log_softmax VJP: out[i] = g[i] - exp(y[i]) * c. */                  \
+    static inline void sc_log_softmax_vjp_##SFX(const T *g, const T *y,    \
+                                                T c, T *out, Py_ssize_t n) \
+    {                                                                      \
+        _Pragma("omp simd")                                                \
+        for (Py_ssize_t i = 0; i < n; i++) out[i] = g[i] - EXP(y[i]) * c;  \
+    }                                                                      \
+    /* column versions: s[j] += a[j] * b[j] (b NULL: s[j] += a[j]) */      \
+    static inline void sc_vdot_acc_##SFX(const T *a, const T *b, double *s,\
+                                         Py_ssize_t n)                     \
+    {                                                                      \
+        if (b) {                                                           \
+            _Pragma("omp simd")                                            \
+            for (Py_ssize_t j = 0; j < n; j++) s[j] += (double)a[j] * b[j];\
+        } else {                                                           \
+            _Pragma("omp simd")                                            \
+            for (Py_ssize_t j = 0; j < n; j++) s[j] += (double)a[j];       \
+        }                                                                  \
+    }                                                                      \
+    static inline void sc_vsoftmax_vjp_##SFX(const T *g, const T *y,       \
+                                             const T *c, T *out,           \
+                                             Py_ssize_t n)                 \
+    {                                                                      \
+        _Pragma("omp simd")                                                \
+        for (Py_ssize_t j = 0; j < n; j++) out[j] = y[j] * (g[j] - c[j]);  \
+    }                                                                      \
+    static inline void sc_vlog_softmax_vjp_##SFX(const T *g, const T *y,   \
+                                                 const T *c, T *out,       \
+                                                 Py_ssize_t n)             \
+    {                                                                      \
+        _Pragma("omp simd")                                                \
+        for (Py_ssize_t j = 0; j < n; j++)                                 \
+            out[j] = g[j] - EXP(y[j]) * c[j];                              \
     }
 
 SC_DEFINE_PRIMITIVES(float, f, expf)

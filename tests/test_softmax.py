@@ -10,8 +10,7 @@ import scipy.special as sp
 from conftest import namespace_of, to_numpy, to_xp
 
 import softmax_core
-from softmax_core import log_softmax, logsumexp, softmax
-from softmax_core import _threads
+from softmax_core import _threads, log_softmax, logsumexp, softmax
 
 
 @pytest.fixture(autouse=True, params=[1, 2], ids=["1thread", "2threads"])

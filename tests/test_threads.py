@@ -37,5 +37,5 @@ def test_one_and_two_threads_agree(shape, axis):
         with threadpool_limits(limits=n, user_api="openmp"):
             results.append((softmax(x, axis=axis), log_softmax(x, axis=axis),
                             logsumexp(x, axis=axis)))
-    for a, b in zip(*results):
+    for a, b in zip(*results, strict=True):
         np.testing.assert_array_equal(a, b)
