@@ -27,7 +27,8 @@ def show_config():
     Returns
     -------
     None
-        The information is printed; :func:`build_info` returns it as a dict.
+        The information is printed; ``softmax_core._build_info.build_info()``
+        returns it as a dict.
 
     Examples
     --------

@@ -5,8 +5,9 @@ the benchmark scripts.  When the build starts, this extension converts that
 README (headings, paragraphs, lists, fenced code, pipe tables) into a reST
 fragment ``<bench_table_output>/README.inc`` that
 ``user_guide/performance.rst`` includes, and draws every table that has
-ratio columns (header mentioning "ratio", "speedup", "vs", "x" or "faster", or
-cells such as ``3.1x``) as a horizontal bar chart placed right after it.
+ratio columns (header mentioning "ratio", "speedup", "vs", "x", "faster" or a
+quotient such as ``scipy/ours``, or cells such as ``3.1x``) as a horizontal
+bar chart placed right after it.
 Tables without ratio columns are drawn from their numeric columns instead.
 Anything it cannot do (missing README, nothing to plot) is a Sphinx warning,
 so the ``-W`` build fails instead of publishing a stale page.
@@ -19,9 +20,14 @@ from sphinx.util import logging
 
 logger = logging.getLogger(__name__)
 
-_NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
 _RATIO_CELL = re.compile(r"^\s*[-+]?(?:\d+\.?\d*|\.\d+)\s*[x×]\s*$")
-_RATIO_HEADER = re.compile(r"ratio|speed-?up|\bvs\.?\b|faster|slower|\bx\b|×", re.I)
+_RATIO_HEADER = re.compile(r"ratio|speed-?up|\bvs\.?\b|faster|slower|\bx\b|×|\S\s*/\s*\S", re.I)
+_TIME_UNITS = {"ns": 1e-3, "us": 1.0, "µs": 1.0, "μs": 1.0, "ms": 1e3, "s": 1e6}
+_CAPTIONS = {
+    "ratio": "The ratio columns of the table above (log scale; the dashed line marks 1).",
+    "time (µs)": "The time columns of the table above, in microseconds.",
+    "value": "The numeric columns of the table above.",
+}
 _HEADING_CHARS = {2: "~", 3: "^", 4: '"', 5: "'", 6: "'"}
 
 
@@ -41,7 +47,8 @@ def _inline(text, base_dir):
             label, url = m.group(1), m.group(2)
             if re.match(r"^[a-z]+://", url):
                 return f"`{label} <{url}>`__"
-            return f"``{label}``" if label else f"``{url}``"
+            path = (base_dir / url).relative_to(base_dir.parent).as_posix() if base_dir else url
+            return f"{label} (``{path}``)" if label and label != url else f"``{path}``"
 
         part = re.sub(r"\[([^\]]+)\]\(([^)]+)\)", link, part)
         part = re.sub(r"(?<=\w)_(?=\W|$)", r"\\_", part)  # foo_ is a reST reference
@@ -105,7 +112,8 @@ def parse_markdown(text):
         else:
             para = []
             while (i < len(lines) and lines[i].strip()
-                   and not lines[i].strip().startswith(("```", "#", "|"))):
+                   and not lines[i].strip().startswith(("```", "#", "|"))
+                   and not re.match(r"^([-*+]|\d+\.)\s", lines[i].strip())):
                 para.append(lines[i].strip())
                 i += 1
             blocks.append(("para", para))
@@ -124,7 +132,7 @@ def _rst_table(rows, base_dir):
 
 
 def markdown_to_rst(blocks, base_dir, figures):
-    """reST for ``blocks``; ``figures[k]`` is the image shown after table k."""
+    """reST for ``blocks``; ``figures[k]`` is ``(image, caption)`` shown after table k."""
     out = []
     table_no = 0
     for block in blocks:
@@ -137,9 +145,8 @@ def markdown_to_rst(blocks, base_dir, figures):
         elif kind == "table":
             out += _rst_table(block[1], base_dir)
             if figures.get(table_no):
-                out += ["", f".. figure:: {figures[table_no]}", "   :width: 90%", "",
-                        "   The table above drawn as bars (log scale; the dashed line marks 1 "
-                        "for ratio columns)."]
+                path, caption = figures[table_no]
+                out += ["", f".. figure:: {path}", "   :width: 90%", "", "   " + caption]
             table_no += 1
         elif kind == "code":
             out += [f".. code-block:: {block[1]}", ""] + ["   " + ln for ln in block[2]]
@@ -153,15 +160,26 @@ def markdown_to_rst(blocks, base_dir, figures):
 
 # -- plots ---------------------------------------------------------------------
 
+_NUMERIC_CELL = re.compile(r"^[~≈]?\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)"
+                           r"\s*([a-zA-Zµμ×%/]{0,6})$")
+
+
 def _number(cell):
-    m = _NUMBER.search(cell.replace(",", ""))
-    return float(m.group()) if m else None
+    """The value of a cell such as ``3.1``, ``3.1x``, ``**12 us**`` or ``1,024``; else None.
+
+    Times (``ns``, ``us``, ``ms``, ``s``) are converted to microseconds.
+    """
+    m = _NUMERIC_CELL.match(cell.replace(",", "").strip("*_` "))
+    if not m:
+        return None
+    return float(m.group(1)) * _TIME_UNITS.get(m.group(2), 1.0)
 
 
 def plot_columns(rows):
     """Pick the columns to draw: ratio columns if any, else numeric ones.
 
-    Returns ``(labels, {column header: values}, is_ratio)`` or ``None``.
+    Returns ``(labels, {column header: values}, axis label)`` or ``None``; the
+    axis label is "ratio" for ratio columns.
     """
     header, body = rows[0], [r + [""] * (len(rows[0]) - len(r)) for r in rows[1:]]
     if not body:
@@ -178,19 +196,29 @@ def plot_columns(rows):
         return None
     labels = [" / ".join(r[j].strip("*` ") for j in label_cols) for r in body]
     data = {header[j].strip("*` "): [_number(r[j]) for r in body] for j in columns}
-    return labels, data, bool(ratio)
+    if ratio:
+        return labels, data, "ratio"
+    timed = any(_is_time(r[j]) for r in body for j in columns)
+    return labels, data, "time (µs)" if timed else "value"
 
 
-def draw(labels, data, is_ratio, path):
+def _is_time(cell):
+    m = _NUMERIC_CELL.match(cell.replace(",", "").strip("*_` "))
+    return bool(m) and m.group(2) in _TIME_UNITS
+
+
+def draw(labels, data, quantity, path):
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import numpy as np
+    from matplotlib.ticker import FuncFormatter
 
+    is_ratio = quantity == "ratio"
     n_rows, n_cols = len(labels), len(data)
     height = 0.8 / n_cols
-    fig, ax = plt.subplots(figsize=(8, 0.5 + 0.35 * n_rows * max(1, n_cols / 2)))
+    fig, ax = plt.subplots(figsize=(8, max(2.5, 0.8 + 0.3 * n_rows * max(1, n_cols / 2))))
     y = np.arange(n_rows)
     for k, (name, values) in enumerate(data.items()):
         vals = [np.nan if v is None else v for v in values]
@@ -200,9 +228,13 @@ def draw(labels, data, is_ratio, path):
     positive = [v for vs in data.values() for v in vs if v is not None and v > 0]
     if positive and (is_ratio or max(positive) / min(positive) > 50):
         ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.xaxis.set_minor_formatter(FuncFormatter(
+            lambda v, _: f"{v:g}" if f"{v:.0e}"[0] in "25" else ""))
     if is_ratio:
         ax.axvline(1.0, color="k", linestyle="--", linewidth=1)
     ax.legend(fontsize="small", loc="best")
+    ax.set_xlabel(quantity)
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
@@ -231,7 +263,7 @@ def _generate(app):
         png = out_dir / f"table_{k}.png"
         draw(*picked, png)
         rel = png.relative_to(Path(app.srcdir)).as_posix()
-        figures[k] = "/" + rel
+        figures[k] = ("/" + rel, _CAPTIONS.get(picked[2], _CAPTIONS["value"]))
     if not figures:
         logger.warning("bench_table: no table with numeric columns in %s, nothing to plot",
                        source, type="bench_table")
