@@ -218,8 +218,11 @@ def logsumexp(x, /, axis=-1, *, b=None, keepdims=False, return_sign=False, where
     Notes
     -----
     Differences from SciPy: the default is ``axis=-1`` (SciPy reduces all
-    axes by default), and the sign of an empty reduction is 0, not -1, the
-    same as for a row of ``-inf``.
+    axes by default); the sign of an empty reduction is 0, not -1, the same
+    as for a row of ``-inf``; and entries with weight 0 are removed before
+    the reduction, so they never matter: ``logsumexp([inf, inf], b=[0, 1])``
+    is ``inf`` and ``logsumexp([inf, 1], b=[0, 0])`` is ``-inf``, where SciPy
+    1.17 returns NaN in such mixed cases.
 
     Examples
     --------

@@ -52,9 +52,22 @@ def as_float(xp, x, dtype=None):
     return x, result
 
 
+def _const(xp, value, like):
+    """A 0-d array of ``like``'s dtype on ``like``'s device."""
+    return xp.asarray(value, dtype=like.dtype, device=array_api_compat.device(like))
+
+
+def _as_array(xp, a, like):
+    """``a`` (an array or an array-like such as a list) on ``like``'s device."""
+    if array_api_compat.is_array_api_obj(a):
+        return a
+    return xp.asarray(a, device=array_api_compat.device(like))
+
+
 def _mask(xp, x, where):
     if where is None:
         return None
+    where = _as_array(xp, where, x)
     if not xp.isdtype(where.dtype, "bool"):
         raise TypeError(f"where must be a boolean array, got dtype {where.dtype}")
     try:
@@ -92,17 +105,15 @@ def softmax(xp, x, axis, dtype, where, use_log):
         x, mask = _with_unit_axis(xp, [x, mask], shape)
         axes = (len(shape),)
     if mask is not None:
-        x = xp.where(mask, x, xp.asarray(-math.inf, dtype=x.dtype))
+        x = xp.where(mask, x, _const(xp, -math.inf, x))
     z = x - xp.max(x, axis=axes, keepdims=True)
     if use_log:
         res = z - xp.log(xp.sum(xp.exp(z), axis=axes, keepdims=True))
     else:
         e = xp.exp(z)
         res = e / xp.sum(e, axis=axes, keepdims=True)
-    if mask is not None:
-        empty = xp.logical_not(xp.any(mask, axis=axes, keepdims=True))
-        fill = xp.asarray(-math.inf if use_log else 0.0, dtype=res.dtype)
-        res = xp.where(empty, fill, res)
+    if mask is not None:  # masked-out entries are 0 / -inf, even in NaN rows
+        res = xp.where(mask, res, _const(xp, -math.inf if use_log else 0.0, res))
     return xp.astype(xp.reshape(res, shape), result)
 
 
@@ -117,11 +128,10 @@ def logsumexp(xp, a, axis, b, keepdims, return_sign, where):
     """
     a, result = as_float(xp, a)
     if b is not None:
-        b, _ = as_float(xp, b)
+        b, b_result = as_float(xp, _as_array(xp, b, a))
         common = xp.result_type(a.dtype, b.dtype)
         a, b = xp.astype(a, common), xp.astype(b, common)
-        if result != getattr(xp, "float16", None):
-            result = common
+        result = xp.result_type(result, b_result)
         try:
             a, b = xp.broadcast_arrays(a, b)
         except (ValueError, RuntimeError):
@@ -141,7 +151,7 @@ def logsumexp(xp, a, axis, b, keepdims, return_sign, where):
         masked_out = xp.logical_not(mask)
         drop = masked_out if drop is None else xp.logical_or(drop, masked_out)
     if drop is not None:
-        a = xp.where(drop, xp.asarray(-math.inf, dtype=a.dtype), a)
+        a = xp.where(drop, _const(xp, -math.inf, a), a)
         if b is not None:
             b = xp.where(drop, xp.zeros_like(b), b)
     if _reduced_size(tuple(a.shape), axes) == 0:
@@ -155,7 +165,7 @@ def logsumexp(xp, a, axis, b, keepdims, return_sign, where):
     sign = xp.sign(s)
     out = xp.log(xp.abs(s)) + shift
     if not return_sign:
-        out = xp.where(sign < 0, xp.asarray(math.nan, dtype=out.dtype), out)
+        out = xp.where(sign < 0, _const(xp, math.nan, out), out)
     final_shape = kept_shape if keepdims else out_shape
     out = xp.astype(xp.reshape(out, final_shape), result)
     if not return_sign:

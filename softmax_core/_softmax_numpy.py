@@ -56,11 +56,6 @@ def _prepare(x, axis, dtype, where):
     return x.shape, xc, result, axes, perm, shape3, mask
 
 
-def _empty_rows(mask, axes):
-    """Boolean array (keepdims over ``axes``) of rows with no unmasked entry."""
-    return ~np.any(mask, axis=axes, keepdims=True)
-
-
 def _check_out(out, shape, dtype):
     if not isinstance(out, np.ndarray):
         raise TypeError(f"out must be a numpy.ndarray, got {type(out).__name__}")
@@ -77,7 +72,7 @@ _FAST_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 def softmax(x, axis, dtype, where, out, use_log):
     """softmax (``use_log=False``) or log_softmax of a NumPy array-like."""
-    if (axis == -1 and out is None and where is None and dtype is None
+    if (type(axis) is int and axis == -1 and out is None and where is None and dtype is None
             and type(x) is np.ndarray and x.dtype in _FAST_DTYPES and x.flags.c_contiguous
             and x.size and x.ndim):
         # the common call, validated by construction: rows along the last axis
@@ -89,24 +84,29 @@ def softmax(x, axis, dtype, where, out, use_log):
     shape, xc, result, axes, perm, shape3, mask = _prepare(x, axis, dtype, where)
     if out is not None:
         _check_out(out, shape, result)
+    # the kernels may write into `out` when it is `x` itself or does not overlap it
     direct = (out is not None and perm is None and out.dtype == xc.dtype
-              and out.flags.c_contiguous)
+              and out.flags.c_contiguous
+              and (not np.may_share_memory(out, xc) or _same_buffer(out, xc)))
     res = out if direct else np.empty(xc.shape if perm else shape, dtype=xc.dtype)
     if xc.size:
         kernels.softmax_3d(xc.reshape(shape3), res.reshape(shape3), use_log,
                            n_threads_for(xc.size))
     if perm is not None:
         res = res.transpose(np.argsort(perm))
-    if mask is not None:
-        res[np.broadcast_to(_empty_rows(mask, axes), shape)] = -np.inf if use_log else 0
+    if mask is not None:  # masked-out entries are 0 / -inf even in NaN rows
+        res[~mask] = -np.inf if use_log else 0
     if direct:
         return out
     if out is not None:
         np.copyto(out, res, casting="unsafe")
         return out
-    if perm is not None or res.dtype != result:
-        res = np.ascontiguousarray(res, dtype=result)
-    return res
+    return res.astype(result, order="C", copy=False)
+
+
+def _same_buffer(a, b):
+    """Whether two C-contiguous arrays of one shape start at the same address."""
+    return a.__array_interface__["data"][0] == b.__array_interface__["data"][0]
 
 
 def logsumexp(x, axis, keepdims, return_sign, where):
@@ -150,4 +150,4 @@ def softmax_backward(grad_output, output, axis, use_log):
                                     use_log, n_threads_for(res.size))
     if perm is not None:
         res = res.transpose(np.argsort(perm))
-    return np.ascontiguousarray(res, dtype=result)
+    return res.astype(result, order="C", copy=False)

@@ -25,15 +25,25 @@
 # NaN entry turns its own row into NaN, as scipy and torch do; logsumexp
 # follows scipy (shift by 0 when the max is not finite).  `out` may alias `x`:
 # each pass reads an element before it writes the same element.
-# Inputs are `const` views so read-only arrays (memmaps) work.  The callers
+# Inputs are `const` views so read-only arrays (memmaps) work.  The blocked
+# paths use a per-thread heap workspace of WORKSPACE doubles (allocated before
+# the parallel region), not the stack, so they also run in threads with small
+# stacks.  The callers
 # guarantee non-empty arrays and valid shapes; nothing here raises.
-from cython.parallel cimport prange
+from cython.parallel cimport prange, threadid
+
+import numpy as np
 
 cdef enum:
     SHORT_ROW = 64  # rows up to this length take the blocked path
     BLOCK = 2048  # elements per block of short rows
     TILE = 256  # columns per tile when inner > 1
     TRANSPOSE_BELOW = 16  # short rows below this length use the transposed block
+    WORKSPACE = 4 * BLOCK  # doubles of scratch per thread for the blocked paths
+
+
+cdef double[:, ::1] _workspace(int n_threads):
+    return np.empty((max(n_threads, 1), WORKSPACE), dtype=np.float64)
 
 
 cdef void _rows_long(const floating *x, floating *out, Py_ssize_t n,
@@ -49,9 +59,9 @@ cdef void _rows_long(const floating *x, floating *out, Py_ssize_t n,
 
 
 cdef void _rows_short(const floating *x, floating *out, Py_ssize_t n_rows,
-                      Py_ssize_t n, bint use_log) noexcept nogil:
+                      Py_ssize_t n, bint use_log, double *ws) noexcept nogil:
     # x and out point at n_rows consecutive rows of length n, n_rows * n <= BLOCK
-    cdef floating buf[BLOCK]
+    cdef floating *buf = <floating *>ws
     cdef Py_ssize_t r
     cdef Py_ssize_t total = n_rows * n
     for r in range(n_rows):
@@ -69,13 +79,13 @@ cdef void _rows_short(const floating *x, floating *out, Py_ssize_t n_rows,
 
 
 cdef void _rows_transposed(const floating *x, floating *out, Py_ssize_t n_rows,
-                           Py_ssize_t n, bint use_log) noexcept nogil:
+                           Py_ssize_t n, bint use_log, double *ws) noexcept nogil:
     # n_rows consecutive rows of length n (n_rows * n <= BLOCK), computed in a
     # local (n, n_rows) transposed copy with the column kernels
-    cdef floating t[BLOCK]
-    cdef floating m[BLOCK]
-    cdef floating c[BLOCK]
-    cdef double s[BLOCK]
+    cdef double *s = ws
+    cdef floating *t = <floating *>(ws + BLOCK)
+    cdef floating *m = <floating *>(ws + 2 * BLOCK)
+    cdef floating *c = <floating *>(ws + 3 * BLOCK)
     cdef Py_ssize_t r, j
     for r in range(n_rows):
         for j in range(n):
@@ -133,6 +143,8 @@ def softmax_3d(const floating[:, :, ::1] x, floating[:, :, ::1] out,
     C-contiguous (outer, n, inner) array, written into `out` (same shape)."""
     cdef Py_ssize_t outer = x.shape[0], n = x.shape[1], inner = x.shape[2]
     cdef Py_ssize_t t, n_tasks, rows_per_task, r0, o, j0, n_tiles
+    cdef double[:, ::1] ws
+    cdef double *pws
     cdef const floating *px = &x[0, 0, 0]
     cdef floating *po = &out[0, 0, 0]
     cdef bint parallel = n_threads > 1
@@ -144,16 +156,20 @@ def softmax_3d(const floating[:, :, ::1] x, floating[:, :, ::1] out,
     elif inner == 1:
         rows_per_task = BLOCK // n
         n_tasks = (outer + rows_per_task - 1) // rows_per_task
+        ws = _workspace(n_threads)
+        pws = &ws[0, 0]
         with nogil:
             for t in prange(n_tasks, schedule="static", num_threads=n_threads,
                             use_threads_if=parallel):
                 r0 = t * rows_per_task
                 if n < TRANSPOSE_BELOW:
                     _rows_transposed(px + r0 * n, po + r0 * n,
-                                     min(rows_per_task, outer - r0), n, use_log)
+                                     min(rows_per_task, outer - r0), n, use_log,
+                                     pws + threadid() * WORKSPACE)
                 else:
                     _rows_short(px + r0 * n, po + r0 * n,
-                                min(rows_per_task, outer - r0), n, use_log)
+                                min(rows_per_task, outer - r0), n, use_log,
+                                pws + threadid() * WORKSPACE)
     else:
         n_tiles = (inner + TILE - 1) // TILE
         n_tasks = outer * n_tiles
@@ -193,11 +209,11 @@ cdef void _lse_tile(const floating *x, floating *out, Py_ssize_t n,
 
 
 cdef void _lse_transposed(const floating *x, floating *out, Py_ssize_t n_rows,
-                          Py_ssize_t n) noexcept nogil:
+                          Py_ssize_t n, double *ws) noexcept nogil:
     # logsumexp of n_rows short rows (n_rows * n <= BLOCK) via a transposed copy
-    cdef floating t[BLOCK]
-    cdef floating m[BLOCK]
-    cdef double s[BLOCK]
+    cdef double *s = ws
+    cdef floating *t = <floating *>(ws + BLOCK)
+    cdef floating *m = <floating *>(ws + 2 * BLOCK)
     cdef Py_ssize_t r, j
     for r in range(n_rows):
         for j in range(n):
@@ -221,17 +237,22 @@ def logsumexp_3d(const floating[:, :, ::1] x, floating[:, ::1] out,
     array, written into `out` of shape (outer, inner)."""
     cdef Py_ssize_t outer = x.shape[0], n = x.shape[1], inner = x.shape[2]
     cdef Py_ssize_t t, n_tasks, o, j0, n_tiles, r0, rows_per_task
+    cdef double[:, ::1] ws
+    cdef double *pws
     cdef const floating *px = &x[0, 0, 0]
     cdef floating *po = &out[0, 0]
     cdef bint parallel = n_threads > 1
     if inner == 1 and n < TRANSPOSE_BELOW:
         rows_per_task = BLOCK // n
         n_tasks = (outer + rows_per_task - 1) // rows_per_task
+        ws = _workspace(n_threads)
+        pws = &ws[0, 0]
         with nogil:
             for t in prange(n_tasks, schedule="static", num_threads=n_threads,
                             use_threads_if=parallel):
                 r0 = t * rows_per_task
-                _lse_transposed(px + r0 * n, po + r0, min(rows_per_task, outer - r0), n)
+                _lse_transposed(px + r0 * n, po + r0, min(rows_per_task, outer - r0), n,
+                                pws + threadid() * WORKSPACE)
     elif inner == 1:
         with nogil:
             for t in prange(outer, schedule="static", num_threads=n_threads,

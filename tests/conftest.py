@@ -31,6 +31,18 @@ def xp(request):
     return _load(request.param)
 
 
+@pytest.fixture(params=[1, 2], ids=["1thread", "2threads"])
+def kernel_threads(request, monkeypatch):
+    """Run a test with 1 and with 2 OpenMP threads, parallel path forced on."""
+    from threadpoolctl import threadpool_limits
+
+    from softmax_core import _threads
+
+    monkeypatch.setattr(_threads, "PARALLEL_MIN_ELEMENTS", 0)
+    with threadpool_limits(limits=request.param, user_api="openmp"):
+        yield request.param
+
+
 def to_xp(xp, a):
     """A NumPy array (or array-like) as an array of namespace ``xp``."""
     if xp is np:

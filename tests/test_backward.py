@@ -6,6 +6,8 @@ from conftest import namespace_of, to_numpy, to_xp
 
 from softmax_core import log_softmax, log_softmax_backward, softmax, softmax_backward
 
+pytestmark = pytest.mark.usefixtures("kernel_threads")
+
 CASES = [((4, 6), -1), ((3, 5), 0), ((2, 3, 4), (0, 2)), ((2, 3, 2, 2), -3), ((5,), None)]
 
 
@@ -58,3 +60,11 @@ def test_backward_shape_mismatch():
         softmax_backward(np.zeros((2, 3)), np.zeros((3, 2)))
     with pytest.raises(ValueError, match="axis"):
         log_softmax_backward(np.zeros((2, 3)), np.zeros((2, 3)), axis=4)
+
+
+def test_backward_dtypes_and_zero_dim():
+    for back in (softmax_backward, log_softmax_backward):
+        assert np.shape(back(np.float64(1.0), np.float64(0.0))) == ()
+        out = back(np.ones(3, np.float16), np.full(3, 1 / 3, np.float16))
+        assert out.dtype == np.float16
+        assert back(np.ones(3, np.int64), np.full(3, 0.5)).dtype == np.float64

@@ -10,16 +10,10 @@ import scipy.special as sp
 from conftest import namespace_of, to_numpy, to_xp
 
 import softmax_core
-from softmax_core import _threads, log_softmax, logsumexp, softmax
+from softmax_core import log_softmax, logsumexp, softmax
 
 
-@pytest.fixture(autouse=True, params=[1, 2], ids=["1thread", "2threads"])
-def threads(request, monkeypatch):
-    from threadpoolctl import threadpool_limits
-
-    monkeypatch.setattr(_threads, "PARALLEL_MIN_ELEMENTS", 0)
-    with threadpool_limits(limits=request.param, user_api="openmp"):
-        yield request.param
+pytestmark = pytest.mark.usefixtures("kernel_threads")
 
 
 CASES = [
@@ -319,3 +313,84 @@ def test_public_surface():
                  "log_softmax_backward"):
         assert name in softmax_core.__all__
         assert callable(getattr(softmax_core, name))
+
+
+def test_masked_entries_stay_zero_in_nan_rows(xp):
+    x = np.array([[np.nan, 1.0, 2.0], [np.inf, 1.0, 2.0], [-np.inf, -np.inf, 5.0]])
+    mask = np.array([True, True, False])
+    s = to_numpy(softmax(to_xp(xp, x), where=to_xp(xp, mask)))
+    ls = to_numpy(log_softmax(to_xp(xp, x), where=to_xp(xp, mask)))
+    assert np.all(np.isnan(s[:, :2])) and np.all(np.isnan(ls[:, :2]))
+    assert np.all(s[:, 2] == 0) and np.all(ls[:, 2] == -np.inf)
+
+
+@pytest.mark.parametrize("shape,axis,offset", [((100,), -1, 50), ((3, 10), 0, 10),
+                                               ((40, 10), -1, 5)])
+def test_out_partially_overlapping_input(shape, axis, offset):
+    size = int(np.prod(shape))
+    buf = np.arange(size + offset, dtype=np.float64) / 50
+    x = buf[:size].reshape(shape)
+    expected = sp.softmax(x.copy(), axis=axis)
+    out = buf[offset:offset + size].reshape(shape)
+    softmax(x, axis=axis, out=out)
+    np.testing.assert_allclose(out, expected, rtol=1e-14)
+
+
+def test_zero_dim_keeps_shape():
+    for x in (np.float16(2.0), np.float32(2.0), np.array(2.0)):
+        assert np.shape(softmax(x)) == () and np.shape(log_softmax(x)) == ()
+        assert softmax(x).dtype == np.asarray(x).dtype
+
+
+def test_non_default_device():
+    xs = pytest.importorskip("array_api_strict")
+    device = xs.Device("device1")
+    x = xs.asarray([[1.0, 2.0, 3.0]], device=device)
+    mask = xs.asarray([True, False, True], device=device)
+    for res in (softmax(x), log_softmax(x), logsumexp(x), softmax(x, where=mask),
+                logsumexp(x, b=xs.ones((1, 3), device=device)), logsumexp(x, where=mask)):
+        assert res.device == device
+    np.testing.assert_allclose(to_numpy(logsumexp(x)), sp.logsumexp([[1.0, 2.0, 3.0]], axis=-1))
+
+
+def test_small_thread_stack():
+    import threading
+
+    errors = []
+
+    def work():
+        try:
+            for dtype in (np.float32, np.float64):
+                for shape in ((4096, 10), (4096, 40)):
+                    x = np.ones(shape, dtype)
+                    np.testing.assert_allclose(softmax(x), 1 / shape[1], rtol=1e-6)
+                    logsumexp(x)
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    old = threading.stack_size(64 * 1024)
+    try:
+        t = threading.Thread(target=work)
+        t.start()
+        t.join()
+    finally:
+        threading.stack_size(old)
+    assert not errors
+
+
+def test_array_like_b_and_where_with_other_namespaces(xp):
+    x = to_xp(xp, np.array([[1.0, 2.0, 3.0]]))
+    np.testing.assert_allclose(to_numpy(logsumexp(x, b=2.0)),
+                               sp.logsumexp([[1.0, 2.0, 3.0]], axis=-1, b=2.0), rtol=1e-14)
+    np.testing.assert_allclose(to_numpy(softmax(x, where=[True, False, True]))[0, 1], 0.0)
+
+
+def test_axis_must_be_integer_on_fast_path():
+    with pytest.raises(TypeError, match="axis"):
+        softmax(np.zeros((2, 3)), axis=-1.0)
+
+
+def test_b_promotes_dtype_like_scipy():
+    res = logsumexp(np.array([1.0, 2.0], np.float16), b=np.array([1.0, 1.0], np.float32))
+    assert res.dtype == sp.logsumexp(np.array([1.0, 2.0], np.float16),
+                                     b=np.array([1.0, 1.0], np.float32)).dtype
