@@ -12,7 +12,6 @@ from conftest import namespace_of, to_numpy, to_xp
 import softmax_core
 from softmax_core import log_softmax, logsumexp, softmax
 
-
 pytestmark = pytest.mark.usefixtures("kernel_threads")
 
 
