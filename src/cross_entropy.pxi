@@ -1,0 +1,355 @@
+# Design: fused cross-entropy loss and its gradient with respect to the logits,
+# for a C-contiguous (M, C) array of logits and int64 class indices, with
+# torch's semantics (class weights, ignore_index, label smoothing).
+#
+# The Python layer (softmax_core/_losses_numpy.py) moves the class axis of
+# (N, C, d1, ...) input last and merges the rest into M rows, checks every
+# target (each is in [0, C) or equals ignore_index) and every shape, and
+# computes the "mean" denominator (`target_weight_sum`), so nothing here can
+# read out of bounds or needs to raise.
+#
+# For one row with max m, s = sum_j exp(x_j - m), eps = label_smoothing,
+# weights w (all ones without `weight`), W = sum_j w_j and target y:
+#   loss = (1 - eps) w_y (log s - (x_y - m))
+#          + eps/C (W log s - sum_j w_j (x_j - m))
+#   grad_j = a (p_j ((1 - eps) w_y + eps W / C) - (1 - eps) w_y [j == y]
+#               - eps w_j / C),     p_j = exp(x_j - m) / s,
+# where a is the row's sample weight times `grad_scale` (1 / denominator for
+# "mean", 1 otherwise, NaN for a 0/0 mean as torch).  The loss is always
+# logsumexp(x) - x_y with x - m formed first, never log(softmax(x)), so
+# logits of +-1e4 give exact, finite results; it is accumulated in double.
+# Ignored rows get loss 0 and a zero gradient.  A NaN logit makes its own
+# row's loss and gradient NaN (exp(NaN - m) poisons s), as torch.
+#
+# Each row is read once from memory: the gradient buffer receives exp(x - m)
+# (the softmax numerator) and is then rescaled and its target entry corrected
+# while it is in cache.  The layouts follow softmax.pxi (whose SHORT_ROW,
+# BLOCK and TRANSPOSE_BELOW are used here; setup.py includes it first):
+# * long rows (C > SHORT_ROW): one row per task (max; exp and sum; scale);
+# * short rows: a task takes a block of about BLOCK elements.  Rows shorter
+#   than TRANSPOSE_BELOW (e.g. 10 classes) are transposed into a local
+#   (C, rows) buffer and computed with the column kernels, vectorized across
+#   rows; the others run per-row loops and one flat exp over the block.  In
+#   both, the logs of the row sums are one vectorized call per block
+#   (`_log_inplace`), not a scalar log per row, which would cost more than
+#   the rest of a 10-class row.
+from libc.stdint cimport int64_t
+from libc.string cimport memset
+
+cdef extern from *:
+    """
+    /* log over an array of row sums: one vectorized libmvec call per block of
+       short rows instead of a scalar log per row (see simd_math.h for why the
+       declaration is needed). */
+    #if defined(__GNUC__) && defined(__x86_64__) && defined(__linux__)
+    #pragma omp declare simd notinbranch
+    extern double log(double);
+    #endif
+    static inline void sc_ce_log_inplace(double *s, Py_ssize_t n)
+    {
+        _Pragma("omp simd")
+        for (Py_ssize_t i = 0; i < n; i++) s[i] = log(s[i]);
+    }
+    """
+    void _log_inplace "sc_ce_log_inplace"(double *s, Py_ssize_t n) noexcept nogil
+
+
+cdef struct _CEParams:
+    const double *w  # class weights, NULL for all ones
+    double w_sum  # sum of the class weights (C without weights)
+    double keep  # 1 - label_smoothing
+    double eps_c  # label_smoothing / C
+    double grad_scale  # 1 / denominator for "mean", else 1
+    int64_t ignore_index
+
+
+cdef inline double _ce_loss(const floating *x, Py_ssize_t n, int64_t y, floating m,
+                            double log_s, const _CEParams *p) noexcept nogil:
+    # unweighted-by-sample loss of one row, from its max and log(sum(exp(x - m)))
+    cdef double wy = p.w[y] if p.w != NULL else 1.0
+    cdef double loss = p.keep * wy * (log_s - (<double>x[y] - <double>m))
+    cdef double acc = 0.0
+    cdef Py_ssize_t j
+    if p.eps_c != 0.0:
+        if p.w != NULL:
+            for j in range(n):
+                acc += p.w[j] * (<double>x[j] - <double>m)
+        else:
+            acc = _sum(x, n) - n * <double>m
+        loss += p.eps_c * (p.w_sum * log_s - acc)
+    return loss
+
+
+cdef inline void _ce_grad(floating *g, Py_ssize_t n, int64_t y, double s, double a,
+                          const _CEParams *p) noexcept nogil:
+    # g holds exp(x - m) on entry and the gradient on exit; a = sample weight * scale
+    cdef double wy = p.w[y] if p.w != NULL else 1.0
+    cdef floating c = <floating>(a * (p.keep * wy + p.eps_c * p.w_sum) / s)
+    cdef floating b = <floating>(a * p.eps_c)
+    cdef Py_ssize_t j
+    if p.w != NULL and p.eps_c != 0.0:
+        for j in range(n):
+            g[j] = g[j] * c - b * <floating>p.w[j]
+    else:
+        for j in range(n):
+            g[j] = g[j] * c - b
+    g[y] -= <floating>(a * p.keep * wy)
+
+
+cdef double _ce_row_long(const floating *x, floating *g, Py_ssize_t n, int64_t y,
+                         double sw, const _CEParams *p) noexcept nogil:
+    # one row; g may be NULL (no gradient); returns sw * loss
+    cdef floating m
+    cdef double s, loss
+    if y == p.ignore_index:
+        if g != NULL:
+            memset(g, 0, n * sizeof(floating))
+        return 0.0
+    m = _max(x, n)
+    if g != NULL:
+        s = _exp_shift_sum(x, m, g, n)
+    else:
+        s = _sum_exp_shift(x, m, n)
+    loss = _ce_loss(x, n, y, m, log(s), p)
+    if g != NULL:
+        _ce_grad(g, n, y, s, sw * p.grad_scale, p)
+    return sw * loss
+
+
+cdef double _ce_rows_short(const floating *px, floating *pg, floating *pl,
+                           const int64_t *py, const double *psw, Py_ssize_t r0,
+                           Py_ssize_t n_rows, Py_ssize_t n,
+                           const _CEParams *p) noexcept nogil:
+    # rows r0 .. r0 + n_rows - 1 of length n, n_rows * n <= BLOCK; pg, pl and
+    # psw may be NULL.  Returns the sum of sw * loss over the block.
+    cdef floating buf[BLOCK]
+    cdef floating m[BLOCK]
+    cdef double sums[BLOCK]
+    cdef double logs[BLOCK]
+    cdef const floating *x = px + r0 * n
+    cdef const int64_t *y = py + r0
+    cdef const double *sw = NULL
+    cdef floating *g = NULL
+    cdef floating *losses = NULL
+    cdef floating *e = buf
+    cdef Py_ssize_t r
+    cdef double loss, wr, total = 0.0
+    if pg != NULL:
+        g = pg + r0 * n
+        e = g
+    if pl != NULL:
+        losses = pl + r0
+    if psw != NULL:
+        sw = psw + r0
+    for r in range(n_rows):
+        m[r] = _max(x + r * n, n)
+        _sub2(x + r * n, m[r], 0, e + r * n, n)
+    _exp_inplace(e, n_rows * n)
+    for r in range(n_rows):
+        sums[r] = _sum(e + r * n, n)
+        logs[r] = sums[r]
+    _log_inplace(logs, n_rows)
+    for r in range(n_rows):
+        if y[r] == p.ignore_index:
+            if g != NULL:
+                memset(g + r * n, 0, n * sizeof(floating))
+            loss = 0.0
+        else:
+            wr = sw[r] if sw != NULL else 1.0
+            loss = wr * _ce_loss(x + r * n, n, y[r], m[r], logs[r], p)
+            if g != NULL:
+                _ce_grad(g + r * n, n, y[r], sums[r], wr * p.grad_scale, p)
+        if losses != NULL:
+            losses[r] = <floating>loss
+        total += loss
+    return total
+
+
+cdef double _ce_rows_transposed(const floating *px, floating *pg, floating *pl,
+                                const int64_t *py, const double *psw, Py_ssize_t r0,
+                                Py_ssize_t n_rows, Py_ssize_t n,
+                                const _CEParams *p) noexcept nogil:
+    # rows r0 .. r0 + n_rows - 1 of length n < TRANSPOSE_BELOW, n_rows * n <=
+    # BLOCK, computed in a local (n, n_rows) transposed copy with the column
+    # kernels, which vectorize across rows.  Same contract as _ce_rows_short.
+    cdef floating t[BLOCK]
+    cdef floating m[BLOCK]
+    cdef floating c[BLOCK]
+    cdef floating b[BLOCK]
+    cdef floating d[BLOCK]
+    cdef double s[BLOCK]
+    cdef double ls[BLOCK]
+    cdef double acc[BLOCK]
+    cdef const floating *x = px + r0 * n
+    cdef const int64_t *y = py + r0
+    cdef floating *g = NULL
+    cdef floating *col
+    cdef Py_ssize_t r, j, k = n_rows
+    cdef int64_t yr
+    cdef double wy, wr, a, loss, total = 0.0, wj
+    cdef floating wjf
+    if pg != NULL:
+        g = pg + r0 * n
+    for j in range(n):  # contiguous stores, strided loads within the (L1) block
+        col = t + j * k
+        for r in range(k):
+            col[r] = x[r * n + j]
+    for r in range(k):
+        m[r] = -INFINITY
+        s[r] = 0.0
+        acc[r] = 0.0
+    for j in range(n):
+        _vmax(m, t + j * k, k)
+    if p.eps_c != 0.0:  # sum_j w_j (x_j - m), for the smoothing term
+        for j in range(n):
+            wj = p.w[j] if p.w != NULL else 1.0
+            col = t + j * k
+            for r in range(k):
+                acc[r] += wj * (<double>col[r] - <double>m[r])
+    for j in range(n):
+        _vexp_shift_acc(t + j * k, m, NULL if g == NULL else t + j * k, s, k)
+    for r in range(k):
+        ls[r] = s[r]
+        s[r] = 1.0 / s[r]  # vectorized here, multiplied below
+    _log_inplace(ls, k)
+    for r in range(k):
+        yr = y[r]
+        c[r] = 0
+        b[r] = 0
+        d[r] = 0
+        if yr == p.ignore_index:
+            acc[r] = 0.0  # even when the row's logits are NaN
+            continue
+        wy = p.w[yr] if p.w != NULL else 1.0
+        wr = psw[r0 + r] if psw != NULL else 1.0
+        loss = p.keep * wy * (ls[r] - (<double>x[r * n + yr] - <double>m[r]))
+        if p.eps_c != 0.0:
+            loss += p.eps_c * (p.w_sum * ls[r] - acc[r])
+        acc[r] = wr * loss
+        a = wr * p.grad_scale
+        c[r] = <floating>(a * (p.keep * wy + p.eps_c * p.w_sum) * s[r])
+        b[r] = <floating>(a * p.eps_c)
+        d[r] = <floating>(a * p.keep * wy)
+    if pl != NULL:
+        for r in range(k):
+            pl[r0 + r] = <floating>acc[r]
+    total = sc_sum_d(acc, k)
+    if g == NULL:
+        return total
+    for j in range(n):
+        col = t + j * k
+        if p.w != NULL and p.eps_c != 0.0:
+            wjf = <floating>p.w[j]
+            for r in range(k):
+                col[r] = col[r] * c[r] - b[r] * wjf
+        else:
+            for r in range(k):
+                col[r] = col[r] * c[r] - b[r]
+    for r in range(k):  # d[r] == 0 for ignored rows, which are zeroed below
+        t[(y[r] if y[r] != p.ignore_index else 0) * k + r] -= d[r]
+    for r in range(k):
+        if y[r] == p.ignore_index:
+            memset(g + r * n, 0, n * sizeof(floating))
+        else:
+            for j in range(n):
+                g[r * n + j] = t[j * k + r]
+    return total
+
+
+cdef inline double _ce_row_long_at(const floating *px, floating *pg, floating *pl,
+                                   const int64_t *py, const double *psw, Py_ssize_t t,
+                                   Py_ssize_t n, const _CEParams *p) noexcept nogil:
+    # row t of the long-row loop: pointer offsets, then _ce_row_long
+    cdef floating *g = NULL
+    cdef double loss
+    if pg != NULL:
+        g = pg + t * n
+    loss = _ce_row_long(px + t * n, g, n, py[t], 1.0 if psw == NULL else psw[t], p)
+    if pl != NULL:
+        pl[t] = <floating>loss
+    return loss
+
+
+def cross_entropy_rows(const floating[:, ::1] x, const int64_t[::1] target,
+                       const double[::1] weight, const double[::1] sample_weight,
+                       double label_smoothing, int64_t ignore_index, double grad_scale,
+                       floating[:, ::1] grad, floating[::1] losses, int n_threads):
+    """Cross-entropy of the rows of a non-empty C-contiguous (M, C) array.
+
+    Returns the sum over rows of ``sample_weight * loss`` (double).  `weight`
+    (C,), `sample_weight` (M,), `grad` (M, C) and `losses` (M,) may be None;
+    the gradient is scaled by ``sample_weight * grad_scale``.  The caller has
+    checked that every target is in [0, C) or equals `ignore_index`.
+    """
+    cdef Py_ssize_t n_rows = x.shape[0], n = x.shape[1]
+    cdef Py_ssize_t t, r0, rows_per_task, n_tasks, j
+    cdef const floating *px = &x[0, 0]
+    cdef const int64_t *py = &target[0]
+    cdef const double *psw = NULL
+    cdef floating *pg = NULL
+    cdef floating *pl = NULL
+    cdef double total = 0.0
+    cdef bint parallel = n_threads > 1
+    cdef _CEParams p
+    p.w = NULL
+    p.w_sum = n
+    if weight is not None:
+        p.w = &weight[0]
+        p.w_sum = 0.0
+        for j in range(n):
+            p.w_sum += weight[j]
+    p.keep = 1.0 - label_smoothing
+    p.eps_c = label_smoothing / n
+    p.grad_scale = grad_scale
+    p.ignore_index = ignore_index
+    if sample_weight is not None:
+        psw = &sample_weight[0]
+    if grad is not None:
+        pg = &grad[0, 0]
+    if losses is not None:
+        pl = &losses[0]
+    if n > SHORT_ROW:
+        with nogil:
+            for t in prange(n_rows, schedule="static", num_threads=n_threads,
+                            use_threads_if=parallel):
+                total += _ce_row_long_at(px, pg, pl, py, psw, t, n, &p)
+    else:
+        rows_per_task = BLOCK // n
+        n_tasks = (n_rows + rows_per_task - 1) // rows_per_task
+        with nogil:
+            for t in prange(n_tasks, schedule="static", num_threads=n_threads,
+                            use_threads_if=parallel):
+                r0 = t * rows_per_task
+                if n < TRANSPOSE_BELOW:
+                    total += _ce_rows_transposed(px, pg, pl, py, psw, r0,
+                                                 min(rows_per_task, n_rows - r0), n, &p)
+                else:
+                    total += _ce_rows_short(px, pg, pl, py, psw, r0,
+                                            min(rows_per_task, n_rows - r0), n, &p)
+    return total
+
+
+def target_weight_sum(const int64_t[::1] target, const double[::1] weight,
+                      const double[::1] sample_weight, int64_t ignore_index,
+                      int n_threads):
+    """Sum of ``weight[y] * sample_weight`` over targets y != ignore_index:
+    the denominator of a "mean" cross-entropy (weight/sample_weight may be
+    None for all ones).  Targets must already be checked."""
+    cdef Py_ssize_t i, n_rows = target.shape[0]
+    cdef const int64_t *py = &target[0]
+    cdef const double *pw = NULL
+    cdef const double *psw = NULL
+    cdef double total = 0.0
+    cdef int64_t y
+    if weight is not None:
+        pw = &weight[0]
+    if sample_weight is not None:
+        psw = &sample_weight[0]
+    with nogil:
+        for i in prange(n_rows, schedule="static", num_threads=n_threads,
+                        use_threads_if=n_threads > 1):
+            y = py[i]
+            if y != ignore_index:
+                total += ((1.0 if pw == NULL else pw[y])
+                          * (1.0 if psw == NULL else psw[i]))
+    return total
