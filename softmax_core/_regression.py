@@ -1,0 +1,795 @@
+"""``SoftmaxRegression``: a scikit-learn multinomial classifier trained by minibatch SGD.
+
+Design: the estimator validates and encodes its input with scikit-learn's
+helpers, then hands the arrays to the optimizer in ``_sgd.py``.  NumPy input
+(dense or CSR) runs in NumPy on the compiled loss kernel and BLAS; with
+``sklearn.set_config(array_api_dispatch=True)`` any other array-API input
+(torch, CuPy, array_api_strict) is trained and predicted in its own namespace
+and on its device, and the fitted arrays live there too.  Namespaces come from
+``sklearn.utils._array_api.get_namespace`` only.
+
+Two classes: the optimizer always trains the multinomial model with one row of
+weights per class, ``W = [w0, w1]``.  As in scikit-learn's linear classifiers
+``coef_`` then has one row, ``coef_ = w1 - w0`` (``intercept_`` likewise): the
+logit difference, whose sign picks ``classes_[1]`` and whose sigmoid is the
+probability of ``classes_[1]`` -- exactly the two-class softmax.  Starting from
+zero the SGD updates keep ``w0 = -w1``, so warm starts rebuild
+``W = [-coef_ / 2, coef_ / 2]``.
+"""
+
+import copy
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import StratifiedShuffleSplit
+from sklearn.utils import check_random_state, compute_class_weight
+from sklearn.utils._array_api import (
+    _convert_to_numpy,
+    _is_numpy_namespace,
+    _max_precision_float_dtype,
+    check_same_namespace,
+    get_namespace,
+    get_namespace_and_device,
+    move_to,
+)
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+
+from ._sgd import SGDConfig, SGDState, normalize_weights, run_sgd
+from ._softmax import log_softmax, softmax
+
+__all__ = ["SoftmaxRegression"]
+
+
+def _float_dtypes(xp, device):
+    if _max_precision_float_dtype(xp, device) == xp.float32:
+        return [xp.float32]
+    return [xp.float64, xp.float32]
+
+
+def _to_numpy(a):
+    return _convert_to_numpy(a, get_namespace(a)[0])
+
+
+def _compute_namespace(xp):
+    """The namespace the optimizer runs in: plain NumPy for NumPy (and sparse) data."""
+    return np if _is_numpy_namespace(xp) else xp
+
+
+class SoftmaxRegression(ClassifierMixin, BaseEstimator):
+    """Multinomial logistic (softmax) regression trained by minibatch SGD.
+
+    Minimises the mean (sample-weighted) cross-entropy of the softmax of
+    ``X @ coef_.T + intercept_`` plus an elastic-net penalty, by minibatch
+    stochastic gradient descent with optional (Nesterov) momentum.  Unlike
+    :class:`~sklearn.linear_model.SGDClassifier` (one-vs-rest) the model is
+    multinomial, and unlike :class:`~sklearn.linear_model.LogisticRegression`
+    it trains in minibatches and supports :meth:`partial_fit` (out-of-core
+    learning).  Each step is two BLAS products and one call of the fused
+    softmax cross-entropy kernel; float32 data trains in float32.
+
+    Dense arrays and scipy.sparse CSR matrices are accepted.  With
+    ``sklearn.set_config(array_api_dispatch=True)``, torch, CuPy and other
+    array-API inputs are trained and predicted in their own namespace and on
+    their device (GPU included).
+
+    The defaults (``learning_rate=0.1``, ``batch_size=256``, no momentum)
+    are the classic recipe and converge on standardized features; put a
+    :class:`~sklearn.preprocessing.StandardScaler` in front of the model.
+    The default ``"adaptive"`` schedule keeps that step while the training
+    loss improves and divides it by 5 when it stalls, so training also
+    settles (rather than oscillates) when the step is too large for the data.
+
+    Parameters
+    ----------
+    alpha : float, default=1e-4
+        Strength of the penalty ``alpha * ((1 - l1_ratio) / 2 * ||coef||_2^2
+        + l1_ratio * ||coef||_1)`` (the intercept is not penalised).
+    l1_ratio : float, default=0.0
+        Elastic-net mixing in ``[0, 1]``: 0 is a pure L2 penalty, 1 a pure L1
+        penalty.  The L1 part is applied by a proximal (soft-threshold) step
+        after each update, which makes coefficients exactly zero.
+    fit_intercept : bool, default=True
+        Whether to learn one intercept per class.
+    batch_size : int, default=256
+        Number of samples per minibatch (the last batch of an epoch may be
+        smaller).
+    learning_rate : float, default=0.1
+        Initial step size.
+    schedule : {"constant", "invscaling", "adaptive"}, default="adaptive"
+        How the step size evolves:
+
+        - ``"constant"``: ``learning_rate`` throughout;
+        - ``"invscaling"``: ``learning_rate / (epoch + 1) ** power_t``, with
+          ``epoch`` counting the epochs already run (0 for the first);
+        - ``"adaptive"``: ``learning_rate`` until ``n_iter_no_change``
+          consecutive epochs fail to improve the training loss (or the
+          validation score with `early_stopping`) by `tol`; then the step is
+          divided by 5.  Training stops once it would fall below 1e-6.
+          :meth:`partial_fit` keeps `learning_rate` constant under this
+          schedule (the losses of different chunks are not comparable).
+    power_t : float, default=0.5
+        Exponent of the ``"invscaling"`` schedule.
+    momentum : float, default=0.0
+        Momentum in ``[0, 1)``: the update is ``v = momentum * v - lr * grad``.
+    nesterovs_momentum : bool, default=True
+        Whether to use Nesterov's momentum (only used when ``momentum > 0``).
+    max_iter : int, default=1000
+        Maximum number of epochs (passes over the training data) of
+        :meth:`fit`.  :meth:`partial_fit` always runs one epoch.
+    tol : float or None, default=1e-4
+        Stopping tolerance: training stops when the training loss (or the
+        validation score with `early_stopping`) has not improved by at least
+        `tol` for `n_iter_no_change` consecutive epochs.  ``None`` disables
+        the rule and always runs `max_iter` epochs.
+    n_iter_no_change : int, default=5
+        Number of epochs without improvement tolerated before stopping (or
+        lowering the step with ``schedule="adaptive"``).
+    early_stopping : bool, default=False
+        Whether to set aside a stratified `validation_fraction` of the training
+        data, stop when its accuracy stops improving, and keep the
+        coefficients of the epoch with the best validation accuracy.  Only used
+        by :meth:`fit`.
+    validation_fraction : float, default=0.1
+        Fraction of the training data set aside with `early_stopping`.
+    shuffle : bool, default=True
+        Whether to shuffle the training data.  The data are permuted once per
+        call to :meth:`fit` or :meth:`partial_fit` (one copy), and every epoch
+        visits the resulting minibatches in a fresh random order; no rows are
+        gathered per batch.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the shuffling and the validation split.  The coefficients start
+        at zero, so with ``shuffle=False`` and no early stopping training is
+        deterministic anyway.
+    warm_start : bool, default=False
+        Whether :meth:`fit` starts from the current coefficients instead of
+        zeros (the optimizer's momentum and schedule restart).
+    class_weight : dict, "balanced" or None, default=None
+        Weights ``{class_label: weight}`` multiplying the sample weights of
+        each class.  ``"balanced"`` uses ``n_samples / (n_classes *
+        np.bincount(y))``; it is not supported by :meth:`partial_fit`, which
+        sees one chunk at a time (pass the weights of the full data as a dict).
+    label_smoothing : float, default=0.0
+        Label smoothing in ``[0, 1)``: each target becomes ``(1 -
+        label_smoothing)`` on the true class plus ``label_smoothing /
+        n_classes`` on every class (as in :func:`torch.nn.functional.cross_entropy`).
+    verbose : int, default=0
+        Per-epoch progress (epoch, loss, validation score, learning rate,
+        time): with 1, epochs 1 to 5, every 25th and the last one, plus
+        learning-rate changes; with 2 or more, every epoch.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        Class labels.
+    coef_ : ndarray of shape (n_classes, n_features) or (1, n_features)
+        Weights; one row per class, or a single row (``w1 - w0``, the logit
+        of ``classes_[1]`` relative to ``classes_[0]``) for two classes, as in
+        scikit-learn's linear classifiers.
+    intercept_ : ndarray of shape (n_classes,) or (1,)
+        Intercepts (zeros when ``fit_intercept=False``), shaped like `coef_`'s rows.
+    n_features_in_ : int
+        Number of features seen during fit.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen during fit, when `X` has string feature names.
+    n_iter_ : int
+        Number of epochs run: by the last :meth:`fit`, or in total by the
+        :meth:`partial_fit` calls since.
+    t_ : int
+        Number of training samples seen by the optimizer (epochs times
+        samples).
+    loss_curve_ : list of float
+        Training objective (mean cross-entropy plus penalty) of each epoch,
+        averaged over its minibatches.
+    best_loss_ : float or None
+        Lowest value in `loss_curve_`; None with `early_stopping`.
+    validation_scores_ : list of float or None
+        Validation accuracy after each epoch with `early_stopping`, else None.
+    best_validation_score_ : float or None
+        Best value in `validation_scores_` (its coefficients are the ones
+        kept) with `early_stopping`, else None.
+
+    See Also
+    --------
+    sklearn.linear_model.LogisticRegression : Full-batch multinomial logistic regression.
+    sklearn.linear_model.SGDClassifier : One-vs-rest linear classifiers trained by SGD.
+
+    Notes
+    -----
+    For two classes the penalty applies to both rows ``w0 = -w1`` of the
+    multinomial model, so in terms of ``coef_ = w1 - w0`` it is
+    ``alpha / 4 * ||coef_||^2`` for the L2 part (half of the binary
+    logistic-regression penalty with the same `alpha`).
+
+    If the loss becomes NaN or infinite (a learning rate too large for the
+    scale of the data), :meth:`fit` and :meth:`partial_fit` raise
+    ``ValueError`` and leave the estimator as it was before the call.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from sklearn.pipeline import make_pipeline
+    >>> from sklearn.preprocessing import StandardScaler
+    >>> from softmax_core import SoftmaxRegression
+    >>> X, y = load_iris(return_X_y=True)
+    >>> clf = make_pipeline(StandardScaler(), SoftmaxRegression(random_state=0))
+    >>> clf = clf.fit(X, y)
+    >>> clf.predict(X[:2])
+    array([0, 0])
+    >>> proba = clf.predict_proba(X[:2])
+    >>> proba.shape, bool(proba[0, 0] > 0.9)
+    ((2, 3), True)
+    >>> bool(clf.score(X, y) > 0.95)
+    True
+    """
+
+    _parameter_constraints: dict = {
+        "alpha": [Interval(Real, 0, None, closed="left")],
+        "l1_ratio": [Interval(Real, 0, 1, closed="both")],
+        "fit_intercept": ["boolean"],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "schedule": [StrOptions({"constant", "invscaling", "adaptive"})],
+        "power_t": [Interval(Real, 0, None, closed="left")],
+        "momentum": [Interval(Real, 0, 1, closed="left")],
+        "nesterovs_momentum": ["boolean"],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left"), None],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "shuffle": ["boolean"],
+        "random_state": ["random_state"],
+        "warm_start": ["boolean"],
+        "class_weight": [dict, StrOptions({"balanced"}), None],
+        "label_smoothing": [Interval(Real, 0, 1, closed="left")],
+        "verbose": ["verbose"],
+    }
+
+    def __init__(
+        self,
+        *,
+        alpha=1e-4,
+        l1_ratio=0.0,
+        fit_intercept=True,
+        batch_size=256,
+        learning_rate=0.1,
+        schedule="adaptive",
+        power_t=0.5,
+        momentum=0.0,
+        nesterovs_momentum=True,
+        max_iter=1000,
+        tol=1e-4,
+        n_iter_no_change=5,
+        early_stopping=False,
+        validation_fraction=0.1,
+        shuffle=True,
+        random_state=None,
+        warm_start=False,
+        class_weight=None,
+        label_smoothing=0.0,
+        verbose=0,
+    ):
+        self.alpha = alpha
+        self.l1_ratio = l1_ratio
+        self.fit_intercept = fit_intercept
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.schedule = schedule
+        self.power_t = power_t
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.max_iter = max_iter
+        self.tol = tol
+        self.n_iter_no_change = n_iter_no_change
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.warm_start = warm_start
+        self.class_weight = class_weight
+        self.label_smoothing = label_smoothing
+        self.verbose = verbose
+
+    # ------------------------------------------------------------------ fit
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, sample_weight=None):
+        """Fit the model by minibatch SGD for up to `max_iter` epochs.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Training data (dense or CSR; float32 data trains in float32).
+        y : array-like of shape (n_samples,)
+            Target labels (any hashable, sortable labels; at least two classes).
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weights of the samples; the loss is their weighted
+            mean.  Multiplied by `class_weight` when given.
+
+        Returns
+        -------
+        self : SoftmaxRegression
+            The fitted estimator.
+
+        Raises
+        ------
+        ValueError
+            For invalid input, or when the training loss diverges (the
+            estimator is then left unchanged).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from softmax_core import SoftmaxRegression
+        >>> X = np.array([[-2.0], [-1.0], [1.0], [2.0]])
+        >>> clf = SoftmaxRegression(random_state=0).fit(X, ["a", "a", "b", "b"])
+        >>> clf.classes_.tolist(), clf.coef_.shape
+        (['a', 'b'], (1, 1))
+        """
+        return self._fit(X, y, sample_weight, classes=None, incremental=False)
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y, classes=None, sample_weight=None):
+        """Run one epoch of minibatch SGD on the given data (incremental learning).
+
+        The optimizer state (momentum, schedule) carries over between calls.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            A chunk of training data.
+        y : array-like of shape (n_samples,)
+            Its labels; each must be one of `classes`.
+        classes : array-like of shape (n_classes,), default=None
+            All the classes that can appear in any chunk.  Required on the
+            first call, optional (and must not change) afterwards.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weights of the samples.
+
+        Returns
+        -------
+        self : SoftmaxRegression
+            The updated estimator.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from softmax_core import SoftmaxRegression
+        >>> rng = np.random.default_rng(0)
+        >>> X = rng.standard_normal((300, 2))
+        >>> y = (X[:, 0] > 0).astype(int) + (X[:, 1] > 0)
+        >>> clf = SoftmaxRegression(random_state=0)
+        >>> for chunk in np.array_split(np.arange(300), 3):
+        ...     clf = clf.partial_fit(X[chunk], y[chunk], classes=[0, 1, 2])
+        >>> clf.n_iter_, clf.t_, clf.coef_.shape
+        (3, 300, (3, 2))
+        """
+        if self.class_weight == "balanced":
+            raise ValueError(
+                "class_weight='balanced' is not supported by partial_fit: one chunk does not "
+                "give the class frequencies of the whole data. Compute them with "
+                "sklearn.utils.compute_class_weight('balanced', classes=classes, y=y) on the "
+                "full y and pass them as a dict."
+            )
+        return self._fit(X, y, sample_weight, classes=classes, incremental=True)
+
+    def _fit(self, X, y, sample_weight, classes, incremental):
+        snapshot = dict(self.__dict__)
+        try:
+            return self._fit_unsafe(X, y, sample_weight, classes, incremental)
+        except Exception:
+            # a failed call (a diverged loss included) leaves the estimator
+            # exactly as it was: no half-updated or half-fitted state
+            self.__dict__.clear()
+            self.__dict__.update(snapshot)
+            raise
+
+    def _fit_unsafe(self, X, y, sample_weight, classes, incremental):
+        first_call = not (incremental and hasattr(self, "classes_"))
+        if incremental and first_call and classes is None:
+            raise ValueError("classes must be passed on the first call to partial_fit.")
+        xp_in, _, device = get_namespace_and_device(X)
+        X, y = validate_data(
+            self,
+            X,
+            y,
+            accept_sparse="csr",
+            dtype=_float_dtypes(xp_in, device),
+            order="C",
+            reset=first_call,
+        )
+        check_classification_targets(y)
+        xp, _, device = get_namespace_and_device(X)
+        xp = _compute_namespace(xp)
+        classes_, y_idx = self._encode_targets(y, classes, first_call)
+        n_classes = classes_.shape[0]
+        if n_classes < 2:
+            raise ValueError(
+                f"{type(self).__name__} needs samples of at least 2 classes in the data, "
+                f"but the data contains only one class: {classes_[0]!r}."
+            )
+        y_idx = xp.astype(self._to_compute(xp, device, y_idx), xp.int64)
+        w = self._sample_weights(xp, device, X, sample_weight, classes_, y, y_idx)
+
+        state = self._initial_state(xp, device, X, classes_, first_call, incremental)
+        cfg = self._config()
+        if first_call or not hasattr(self, "_random_state"):
+            self._random_state = check_random_state(self.random_state)
+        rng = self._random_state
+
+        validation = None
+        if self.early_stopping and not incremental:
+            X, y_idx, w, validation = self._validation_split(xp, device, X, y_idx, w, rng)
+        converged = run_sgd(
+            xp,
+            state,
+            cfg,
+            X,
+            y_idx,
+            normalize_weights(xp, w),
+            max_epochs=1 if incremental else self.max_iter,
+            rng=rng,
+            validation=validation,
+            can_stop=not incremental,
+        )
+        self._store(xp, state, classes_, validation is not None)
+        if not incremental and not converged and self.tol is not None:
+            warnings.warn(
+                f"{type(self).__name__}: maximum number of epochs (max_iter={self.max_iter}) "
+                "reached before convergence; increase max_iter, or check the learning rate "
+                "and the scaling of the data.",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+        return self
+
+    def _config(self):
+        return SGDConfig(
+            batch_size=self.batch_size,
+            learning_rate=float(self.learning_rate),
+            schedule=self.schedule,
+            power_t=float(self.power_t),
+            momentum=float(self.momentum),
+            nesterovs_momentum=self.nesterovs_momentum,
+            alpha=float(self.alpha),
+            l1_ratio=float(self.l1_ratio),
+            fit_intercept=self.fit_intercept,
+            label_smoothing=float(self.label_smoothing),
+            tol=None if self.tol is None else float(self.tol),
+            n_iter_no_change=self.n_iter_no_change,
+            shuffle=self.shuffle,
+            verbose=self.verbose,
+        )
+
+    # --------------------------------------------------------- fit helpers
+
+    def _encode_targets(self, y, classes, first_call):
+        """Return ``(classes_, y_idx)`` with y_idx in y's namespace."""
+        xp_y, _ = get_namespace(y)
+        if first_call:
+            source = y if classes is None else xp_y.asarray(classes)
+            classes_ = xp_y.unique_values(source)
+        else:
+            classes_ = self.classes_
+            if classes is not None:
+                given = xp_y.unique_values(xp_y.asarray(classes))
+                if given.shape != classes_.shape or not bool(xp_y.all(given == classes_)):
+                    raise ValueError(
+                        f"classes={classes!r} is not the same as on the previous call to "
+                        f"partial_fit, which was {classes_!r}."
+                    )
+        n_classes = classes_.shape[0]
+        if n_classes == 0:
+            raise ValueError("classes must not be empty.")
+        idx = xp_y.searchsorted(classes_, y)
+        safe = xp_y.where(idx < n_classes, idx, xp_y.zeros_like(idx))
+        known = (idx < n_classes) & (xp_y.take(classes_, safe) == y)
+        if not bool(xp_y.all(known)):
+            unseen = xp_y.unique_values(y[~known])
+            raise ValueError(
+                f"y contains labels not in classes_: {_convert_to_numpy(unseen, xp_y).tolist()}"
+                f"; the known classes are {_convert_to_numpy(classes_, xp_y).tolist()}."
+            )
+        return classes_, idx
+
+    @staticmethod
+    def _to_compute(xp, device, a):
+        """Move ``a`` (an index or weight array) to the compute namespace and device."""
+        if xp is np:
+            return np.asarray(_to_numpy(a))
+        return move_to(a, xp=xp, device=device)
+
+    def _sample_weights(self, xp, device, X, sample_weight, classes_, y, y_idx):
+        """Per-sample weights (sample_weight times class_weight) or None."""
+        w = None
+        if sample_weight is not None:
+            w = _check_sample_weight(sample_weight, X, dtype=X.dtype, ensure_non_negative=True)
+        if self.class_weight is not None:
+            xp_y, _ = get_namespace(y)
+            cw = compute_class_weight(
+                self.class_weight,
+                classes=_convert_to_numpy(classes_, xp_y),
+                y=_convert_to_numpy(y, xp_y),
+            )
+            cw = xp.asarray(cw, dtype=X.dtype, device=None if xp is np else device)
+            per_sample = xp.take(cw, y_idx, axis=0)
+            w = per_sample if w is None else w * per_sample
+            if not bool(xp.any(w > 0)):
+                raise ValueError(
+                    "The sample weights times the class weights are all zero: at least one "
+                    "sample needs a non-zero weight."
+                )
+        return w
+
+    def _initial_state(self, xp, device, X, classes_, first_call, incremental):
+        n_features, n_classes = X.shape[1], classes_.shape[0]
+        dev = None if xp is np else device
+        warm = (incremental and not first_call) or (self.warm_start and hasattr(self, "coef_"))
+        if warm and self.coef_.shape[-1] != n_features:
+            raise ValueError(
+                f"warm_start: the current coef_ has {self.coef_.shape[-1]} features but X has "
+                f"{n_features}; refit with warm_start=False."
+            )
+        if warm and not first_call:
+            pass  # partial_fit: classes_ were checked by _encode_targets
+        elif warm and not np.array_equal(_to_numpy(self.classes_), _to_numpy(classes_)):
+            warm = False  # warm_start on different classes: start from zeros
+        # the optimizer owns (and may update in place) fresh arrays: W = coef.T
+        if warm:
+            coef = xp.astype(self._to_compute(xp, device, self.coef_), X.dtype)
+            intercept = xp.astype(self._to_compute(xp, device, self.intercept_), X.dtype)
+            if n_classes == 2:
+                coef = xp.concat([-0.5 * coef, 0.5 * coef], axis=0)
+                intercept = xp.concat([-0.5 * intercept, 0.5 * intercept], axis=0)
+            W = xp.asarray(coef.T, copy=True)
+            if xp is np:
+                W, intercept = np.ascontiguousarray(W), intercept.copy()
+        else:
+            W = xp.zeros((n_features, n_classes), dtype=X.dtype, device=dev)
+            intercept = xp.zeros((n_classes,), dtype=X.dtype, device=dev)
+        previous = getattr(self, "_optimizer", None)
+        if incremental and not first_call and previous is not None:
+            state = copy.copy(previous)
+            state.loss_curve = list(previous.loss_curve)
+            state.W, state.b = W, intercept
+            state.learning_rate = float(self.learning_rate)
+            return state
+        return SGDState(W=W, b=intercept, learning_rate=float(self.learning_rate))
+
+    def _validation_split(self, xp, device, X, y_idx, w, rng):
+        y_np = _convert_to_numpy(y_idx, xp) if xp is not np else y_idx
+        splitter = StratifiedShuffleSplit(
+            n_splits=1, test_size=self.validation_fraction, random_state=rng
+        )
+        try:
+            train, val = next(splitter.split(np.zeros((y_np.shape[0], 1)), y_np))
+        except ValueError as exc:
+            raise ValueError(
+                f"early_stopping could not make a stratified validation set with "
+                f"validation_fraction={self.validation_fraction}: {exc} Increase "
+                "validation_fraction, or use early_stopping=False."
+            ) from None
+        if xp is not np:
+            train = xp.asarray(train, device=device)
+            val = xp.asarray(val, device=device)
+
+        def take(a, idx):
+            if a is None:
+                return None
+            if sp.issparse(a):
+                return a[idx]
+            return xp.take(a, idx, axis=0)
+
+        validation = (take(X, val), take(y_idx, val), take(w, val))
+        if w is not None and not bool(xp.any(validation[2] > 0)):
+            raise ValueError(
+                "early_stopping: the sample weights of the validation set are all zero; use "
+                "another random_state or a larger validation_fraction."
+            )
+        return take(X, train), take(y_idx, train), take(w, train), validation
+
+    def _store(self, xp, state, classes_, early_stopping):
+        W, b = state.W, state.b  # W is (n_features, n_classes)
+        if W.shape[1] == 2:
+            coef = xp.reshape(W[:, 1] - W[:, 0], (1, -1))
+            b = b[1:] - b[:1]
+        else:
+            coef = xp.asarray(W.T, copy=True)
+        self.coef_ = np.ascontiguousarray(coef) if xp is np else coef
+        self.intercept_ = xp.asarray(b, copy=True)
+        self.classes_ = classes_
+        self.n_iter_ = state.epochs
+        self.t_ = state.t
+        self.loss_curve_ = list(state.loss_curve)
+        if early_stopping:
+            self.validation_scores_ = list(state.validation_scores)
+            self.best_validation_score_ = state.best_validation_score
+            self.best_loss_ = None
+        else:
+            self.validation_scores_ = None
+            self.best_validation_score_ = None
+            self.best_loss_ = min(self.loss_curve_)
+        self._optimizer = state
+
+    # ----------------------------------------------------------- predict
+
+    def _logits(self, X, method):
+        """Validate ``X`` and return ``(xp, logits)``; logits are (n, 1) for two classes."""
+        check_is_fitted(self)
+        check_same_namespace(X, self, attribute="coef_", method=method)
+        xp_in, _, device = get_namespace_and_device(X)
+        X = validate_data(
+            self, X, accept_sparse="csr", dtype=_float_dtypes(xp_in, device), reset=False
+        )
+        xp, _ = get_namespace(X)
+        coef, intercept = self.coef_, self.intercept_
+        if not _is_numpy_namespace(xp) and coef.dtype != X.dtype:
+            coef, intercept = xp.astype(coef, X.dtype), xp.astype(intercept, X.dtype)
+        return xp, X @ coef.T + intercept
+
+    def _full_logits(self, X, method):
+        """Logits of every class, (n, n_classes); ``[0, d]`` for two classes."""
+        xp, scores = self._logits(X, method)
+        if scores.shape[1] == 1:
+            scores = xp.concat([xp.zeros_like(scores), scores], axis=1)
+        return xp, scores
+
+    def decision_function(self, X):
+        """Logits of the samples: ``X @ coef_.T + intercept_``.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Samples.
+
+        Returns
+        -------
+        scores : ndarray of shape (n_samples, n_classes) or (n_samples,)
+            One logit per class; for two classes a 1-D array, the logit of
+            ``classes_[1]`` minus that of ``classes_[0]`` (> 0 predicts
+            ``classes_[1]``).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from softmax_core import SoftmaxRegression
+        >>> X = np.array([[-2.0], [-1.0], [1.0], [2.0]])
+        >>> clf = SoftmaxRegression(random_state=0).fit(X, [0, 0, 1, 1])
+        >>> (clf.decision_function(X) > 0).tolist()
+        [False, False, True, True]
+        """
+        xp, scores = self._logits(X, "decision_function")
+        if scores.shape[1] == 1:
+            return xp.reshape(scores, (-1,))
+        return scores
+
+    def predict(self, X):
+        """Predict the class of each sample (the class of largest logit).
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Samples.
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples,)
+            Predicted labels, taken from `classes_`.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from softmax_core import SoftmaxRegression
+        >>> X = np.array([[-2.0], [-1.0], [1.0], [2.0]])
+        >>> clf = SoftmaxRegression(random_state=0).fit(X, ["neg", "neg", "pos", "pos"])
+        >>> clf.predict([[-3.0], [3.0]]).tolist()
+        ['neg', 'pos']
+        """
+        xp, scores = self._full_logits(X, "predict")
+        indices = xp.argmax(scores, axis=1)
+        if isinstance(self.classes_, np.ndarray) and isinstance(indices, np.ndarray):
+            return self.classes_[indices]
+        xp_classes, _, device_classes = get_namespace_and_device(self.classes_)
+        indices = move_to(indices, xp=xp_classes, device=device_classes)
+        y_pred = xp_classes.take(self.classes_, indices, axis=0)
+        if isinstance(y_pred, np.ndarray) and y_pred.dtype.kind in "OSU":
+            return y_pred  # labels that no other namespace can hold
+        _, _, device = get_namespace_and_device(scores)
+        return move_to(y_pred, xp=xp, device=device)
+
+    def predict_proba(self, X):
+        """Class probabilities: the softmax of the logits.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Samples.
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes)
+            Probability of each class in `classes_` order; rows sum to 1.  For
+            two classes, column 1 is the sigmoid of :meth:`decision_function`.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from softmax_core import SoftmaxRegression
+        >>> X = np.array([[-2.0], [-1.0], [1.0], [2.0]])
+        >>> clf = SoftmaxRegression(random_state=0).fit(X, [0, 0, 1, 1])
+        >>> proba = clf.predict_proba(X)
+        >>> np.allclose(proba.sum(axis=1), 1.0), bool(proba[3, 1] > 0.5)
+        (True, True)
+        """
+        _, scores = self._full_logits(X, "predict_proba")
+        return softmax(scores, axis=1)
+
+    def predict_log_proba(self, X):
+        """Log class probabilities: the log-softmax of the logits.
+
+        Computed directly as ``log_softmax`` (not ``log(predict_proba)``), so
+        it stays finite when probabilities underflow to 0.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Samples.
+
+        Returns
+        -------
+        log_proba : ndarray of shape (n_samples, n_classes)
+            Log-probability of each class in `classes_` order.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from softmax_core import SoftmaxRegression
+        >>> X = np.array([[-2.0], [-1.0], [1.0], [2.0]])
+        >>> clf = SoftmaxRegression(random_state=0).fit(X, [0, 0, 1, 1])
+        >>> log_proba = clf.predict_log_proba([[-1e6], [1e6]])
+        >>> bool(np.isfinite(log_proba).all())
+        True
+        """
+        _, scores = self._full_logits(X, "predict_log_proba")
+        return log_softmax(scores, axis=1)
+
+    def score(self, X, y, sample_weight=None):
+        """Mean accuracy on the given test data and labels.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Test samples.
+        y : array-like of shape (n_samples,)
+            True labels.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Sample weights.
+
+        Returns
+        -------
+        score : float
+            Mean accuracy of ``self.predict(X)`` with respect to `y`.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from softmax_core import SoftmaxRegression
+        >>> X = np.array([[-2.0], [-1.0], [1.0], [2.0]])
+        >>> clf = SoftmaxRegression(random_state=0).fit(X, [0, 0, 1, 1])
+        >>> clf.score(X, [0, 0, 1, 1])
+        1.0
+        """
+        return super().score(X, y, sample_weight=sample_weight)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        tags.array_api_support = True
+        return tags
+
