@@ -9,6 +9,7 @@ minibatch SGD on those kernels.
 
 from ._build_info import show_config
 from ._losses import cross_entropy, cross_entropy_with_grad, nll_loss
+from ._regression import SoftmaxRegression
 from ._softmax import log_softmax, log_softmax_backward, logsumexp, softmax, softmax_backward
 
 __version__ = "0.1.0"
@@ -22,12 +23,6 @@ __all__ = [
     "nll_loss",
     "cross_entropy",
     "cross_entropy_with_grad",
+    "SoftmaxRegression",
     "show_config",
 ]
-
-try:
-    from ._regression import SoftmaxRegression  # noqa: F401
-
-    __all__ += ["SoftmaxRegression"]
-except ImportError:  # pragma: no cover
-    pass

@@ -175,7 +175,7 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         Intercepts (zeros when ``fit_intercept=False``), shaped like `coef_`'s rows.
     n_features_in_ : int
         Number of features seen during fit.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of features seen during fit, when `X` has string feature names.
     n_iter_ : int
         Number of epochs run: by the last :meth:`fit`, or in total by the
