@@ -72,12 +72,16 @@ _FAST_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 def softmax(x, axis, dtype, where, out, use_log):
     """softmax (``use_log=False``) or log_softmax of a NumPy array-like."""
-    if (type(axis) is int and axis == -1 and out is None and where is None and dtype is None
+    if (type(axis) is int and axis == -1 and where is None and dtype is None
             and type(x) is np.ndarray and x.dtype in _FAST_DTYPES and x.flags.c_contiguous
-            and x.size and x.ndim):
+            and x.size and x.ndim
+            and (out is None or (type(out) is np.ndarray and out.shape == x.shape
+                                 and out.dtype == x.dtype and out.flags.c_contiguous
+                                 and out.flags.writeable
+                                 and (out is x or not np.may_share_memory(out, x))))):
         # the common call, validated by construction: rows along the last axis
         n = x.shape[-1]
-        res = np.empty_like(x)
+        res = np.empty_like(x) if out is None else out
         kernels.softmax_3d(x.reshape(x.size // n, n, 1), res.reshape(x.size // n, n, 1),
                            use_log, n_threads_for(x.size))
         return res

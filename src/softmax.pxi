@@ -31,6 +31,7 @@
 # stacks.  The callers
 # guarantee non-empty arrays and valid shapes; nothing here raises.
 from cython.parallel cimport prange, threadid
+from libc.stdlib cimport free, malloc
 
 import numpy as np
 
@@ -42,8 +43,12 @@ cdef enum:
     WORKSPACE = 4 * BLOCK  # doubles of scratch per thread for the blocked paths
 
 
-cdef double[:, ::1] _workspace(int n_threads):
-    return np.empty((max(n_threads, 1), WORKSPACE), dtype=np.float64)
+cdef double *_workspace(int n_threads) except NULL:
+    """Scratch for every thread of a blocked kernel; the caller frees it."""
+    cdef double *ws = <double *>malloc(max(n_threads, 1) * WORKSPACE * sizeof(double))
+    if ws == NULL:
+        raise MemoryError("softmax_core: cannot allocate the kernel workspace")
+    return ws
 
 
 cdef void _rows_long(const floating *x, floating *out, Py_ssize_t n,
@@ -137,13 +142,22 @@ cdef void _tile(const floating *x, floating *out, Py_ssize_t n,
             _vscale(out + k * ld, c, out + k * ld, w)
 
 
-def softmax_3d(const floating[:, :, ::1] x, floating[:, :, ::1] out,
-               bint use_log, int n_threads):
+def softmax_3d(x, out, bint use_log, int n_threads):
     """softmax (use_log=False) or log_softmax over axis 1 of a non-empty
-    C-contiguous (outer, n, inner) array, written into `out` (same shape)."""
+    C-contiguous (outer, n, inner) float32 or float64 array, written into
+    `out` (same shape and dtype)."""
+    # an explicit branch instead of a fused `def`: Cython's fused-signature
+    # dispatch costs more than the whole kernel on a (256, 10) input
+    if x.dtype == np.float32:
+        _softmax_3d[float](x, out, use_log, n_threads)
+    else:
+        _softmax_3d[double](x, out, use_log, n_threads)
+
+
+cdef void _softmax_3d(const floating[:, :, ::1] x, floating[:, :, ::1] out,
+                      bint use_log, int n_threads):
     cdef Py_ssize_t outer = x.shape[0], n = x.shape[1], inner = x.shape[2]
     cdef Py_ssize_t t, n_tasks, rows_per_task, r0, o, j0, n_tiles
-    cdef double[:, ::1] ws
     cdef double *pws
     cdef const floating *px = &x[0, 0, 0]
     cdef floating *po = &out[0, 0, 0]
@@ -156,8 +170,7 @@ def softmax_3d(const floating[:, :, ::1] x, floating[:, :, ::1] out,
     elif inner == 1:
         rows_per_task = BLOCK // n
         n_tasks = (outer + rows_per_task - 1) // rows_per_task
-        ws = _workspace(n_threads)
-        pws = &ws[0, 0]
+        pws = _workspace(n_threads)
         with nogil:
             for t in prange(n_tasks, schedule="static", num_threads=n_threads,
                             use_threads_if=parallel):
@@ -170,6 +183,7 @@ def softmax_3d(const floating[:, :, ::1] x, floating[:, :, ::1] out,
                     _rows_short(px + r0 * n, po + r0 * n,
                                 min(rows_per_task, outer - r0), n, use_log,
                                 pws + threadid() * WORKSPACE)
+        free(pws)
     else:
         n_tiles = (inner + TILE - 1) // TILE
         n_tasks = outer * n_tiles
@@ -237,7 +251,6 @@ def logsumexp_3d(const floating[:, :, ::1] x, floating[:, ::1] out,
     array, written into `out` of shape (outer, inner)."""
     cdef Py_ssize_t outer = x.shape[0], n = x.shape[1], inner = x.shape[2]
     cdef Py_ssize_t t, n_tasks, o, j0, n_tiles, r0, rows_per_task
-    cdef double[:, ::1] ws
     cdef double *pws
     cdef const floating *px = &x[0, 0, 0]
     cdef floating *po = &out[0, 0]
@@ -245,14 +258,14 @@ def logsumexp_3d(const floating[:, :, ::1] x, floating[:, ::1] out,
     if inner == 1 and n < TRANSPOSE_BELOW:
         rows_per_task = BLOCK // n
         n_tasks = (outer + rows_per_task - 1) // rows_per_task
-        ws = _workspace(n_threads)
-        pws = &ws[0, 0]
+        pws = _workspace(n_threads)
         with nogil:
             for t in prange(n_tasks, schedule="static", num_threads=n_threads,
                             use_threads_if=parallel):
                 r0 = t * rows_per_task
                 _lse_transposed(px + r0 * n, po + r0, min(rows_per_task, outer - r0), n,
                                 pws + threadid() * WORKSPACE)
+        free(pws)
     elif inner == 1:
         with nogil:
             for t in prange(outer, schedule="static", num_threads=n_threads,
