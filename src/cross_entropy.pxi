@@ -32,7 +32,9 @@
 #   rows; the others run per-row loops and one flat exp over the block.  In
 #   both, the logs of the row sums are one vectorized call per block
 #   (`_log_inplace`), not a scalar log per row, which would cost more than
-#   the rest of a 10-class row.
+#   the rest of a 10-class row.  Their scratch arrays live in a per-thread heap
+#   workspace allocated before the parallel region (not on the stack), so the
+#   kernel also runs in threads with small stacks.
 from libc.stdint cimport int64_t
 from libc.string cimport memset
 
@@ -52,6 +54,10 @@ cdef extern from *:
     }
     """
     void _log_inplace "sc_ce_log_inplace"(double *s, Py_ssize_t n) noexcept nogil
+
+
+cdef enum:
+    CE_WORKSPACE = 8 * BLOCK  # doubles of scratch per thread for the blocked paths
 
 
 cdef struct _CEParams:
@@ -119,13 +125,14 @@ cdef double _ce_row_long(const floating *x, floating *g, Py_ssize_t n, int64_t y
 cdef double _ce_rows_short(const floating *px, floating *pg, floating *pl,
                            const int64_t *py, const double *psw, Py_ssize_t r0,
                            Py_ssize_t n_rows, Py_ssize_t n,
-                           const _CEParams *p) noexcept nogil:
+                           const _CEParams *p, double *ws) noexcept nogil:
     # rows r0 .. r0 + n_rows - 1 of length n, n_rows * n <= BLOCK; pg, pl and
-    # psw may be NULL.  Returns the sum of sw * loss over the block.
-    cdef floating buf[BLOCK]
-    cdef floating m[BLOCK]
-    cdef double sums[BLOCK]
-    cdef double logs[BLOCK]
+    # psw may be NULL; ws is this thread's workspace (CE_WORKSPACE doubles).
+    # Returns the sum of sw * loss over the block.
+    cdef double *sums = ws
+    cdef double *logs = ws + BLOCK
+    cdef floating *buf = <floating *>(ws + 2 * BLOCK)
+    cdef floating *m = <floating *>(ws + 3 * BLOCK)
     cdef const floating *x = px + r0 * n
     cdef const int64_t *y = py + r0
     cdef const double *sw = NULL
@@ -168,18 +175,18 @@ cdef double _ce_rows_short(const floating *px, floating *pg, floating *pl,
 cdef double _ce_rows_transposed(const floating *px, floating *pg, floating *pl,
                                 const int64_t *py, const double *psw, Py_ssize_t r0,
                                 Py_ssize_t n_rows, Py_ssize_t n,
-                                const _CEParams *p) noexcept nogil:
+                                const _CEParams *p, double *ws) noexcept nogil:
     # rows r0 .. r0 + n_rows - 1 of length n < TRANSPOSE_BELOW, n_rows * n <=
     # BLOCK, computed in a local (n, n_rows) transposed copy with the column
     # kernels, which vectorize across rows.  Same contract as _ce_rows_short.
-    cdef floating t[BLOCK]
-    cdef floating m[BLOCK]
-    cdef floating c[BLOCK]
-    cdef floating b[BLOCK]
-    cdef floating d[BLOCK]
-    cdef double s[BLOCK]
-    cdef double ls[BLOCK]
-    cdef double acc[BLOCK]
+    cdef double *s = ws
+    cdef double *ls = ws + BLOCK
+    cdef double *acc = ws + 2 * BLOCK
+    cdef floating *t = <floating *>(ws + 3 * BLOCK)
+    cdef floating *m = <floating *>(ws + 4 * BLOCK)
+    cdef floating *c = <floating *>(ws + 5 * BLOCK)
+    cdef floating *b = <floating *>(ws + 6 * BLOCK)
+    cdef floating *d = <floating *>(ws + 7 * BLOCK)
     cdef const floating *x = px + r0 * n
     cdef const int64_t *y = py + r0
     cdef floating *g = NULL
@@ -283,6 +290,7 @@ def cross_entropy_rows(const floating[:, ::1] x, const int64_t[::1] target,
     """
     cdef Py_ssize_t n_rows = x.shape[0], n = x.shape[1]
     cdef Py_ssize_t t, r0, rows_per_task, n_tasks, j
+    cdef double *pws
     cdef const floating *px = &x[0, 0]
     cdef const int64_t *py = &target[0]
     cdef const double *psw = NULL
@@ -316,16 +324,20 @@ def cross_entropy_rows(const floating[:, ::1] x, const int64_t[::1] target,
     else:
         rows_per_task = BLOCK // n
         n_tasks = (n_rows + rows_per_task - 1) // rows_per_task
+        pws = _workspace(n_threads, CE_WORKSPACE)
         with nogil:
             for t in prange(n_tasks, schedule="static", num_threads=n_threads,
                             use_threads_if=parallel):
                 r0 = t * rows_per_task
                 if n < TRANSPOSE_BELOW:
                     total += _ce_rows_transposed(px, pg, pl, py, psw, r0,
-                                                 min(rows_per_task, n_rows - r0), n, &p)
+                                                 min(rows_per_task, n_rows - r0), n, &p,
+                                                 pws + threadid() * CE_WORKSPACE)
                 else:
                     total += _ce_rows_short(px, pg, pl, py, psw, r0,
-                                            min(rows_per_task, n_rows - r0), n, &p)
+                                            min(rows_per_task, n_rows - r0), n, &p,
+                                            pws + threadid() * CE_WORKSPACE)
+        free(pws)
     return total
 
 

@@ -43,9 +43,10 @@ cdef enum:
     WORKSPACE = 4 * BLOCK  # doubles of scratch per thread for the blocked paths
 
 
-cdef double *_workspace(int n_threads) except NULL:
-    """Scratch for every thread of a blocked kernel; the caller frees it."""
-    cdef double *ws = <double *>malloc(max(n_threads, 1) * WORKSPACE * sizeof(double))
+cdef double *_workspace(int n_threads, Py_ssize_t per_thread=WORKSPACE) except NULL:
+    """Scratch of `per_thread` doubles for every thread of a blocked kernel;
+    the caller frees it."""
+    cdef double *ws = <double *>malloc(max(n_threads, 1) * per_thread * sizeof(double))
     if ws == NULL:
         raise MemoryError("softmax_core: cannot allocate the kernel workspace")
     return ws
