@@ -43,6 +43,29 @@ def kernel_threads(request, monkeypatch):
         yield request.param
 
 
+def run_with_small_stack(func, stack_size=64 * 1024):
+    """Run ``func()`` in a thread with a small stack; re-raise what it raised."""
+    import threading
+
+    errors = []
+
+    def target():
+        try:
+            func()
+        except BaseException as exc:  # pragma: no cover - re-raised below
+            errors.append(exc)
+
+    old = threading.stack_size(stack_size)
+    try:
+        thread = threading.Thread(target=target)
+        thread.start()
+        thread.join()
+    finally:
+        threading.stack_size(old)
+    if errors:
+        raise errors[0]
+
+
 def to_xp(xp, a):
     """A NumPy array (or array-like) as an array of namespace ``xp``."""
     if xp is np:
