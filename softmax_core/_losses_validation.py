@@ -195,7 +195,18 @@ def _target(xp, target, x, batch, allow_prob, ignore_index):
             f"target of class indices must have shape {batch} for input of shape {shape}, "
             f"got shape {_shape(target)}{hint}"
         )
-    return xp.astype(target, xp.int64, copy=False), "index"
+    converted = xp.astype(target, xp.int64, copy=False)
+    if dtype == getattr(xp, "uint64", None) and math.prod(_shape(target)):
+        # the int64 cast wraps values above 2**63 - 1 to negative numbers (2**64 - 100
+        # would pass for ignore_index=-100); a uint64 target is never negative
+        lo = int(xp.min(converted))
+        if lo < 0:
+            raise TargetIndexError(
+                f"target {lo + 2**64} is out of bounds: class indices must be in "
+                f"[0, {shape[1] if len(shape) > 1 else shape[0]}) or equal ignore_index="
+                f"{ignore_index}"
+            )
+    return converted, "index"
 
 
 def _weight(xp, weight, n_classes, dtype, like):

@@ -357,6 +357,15 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         self : SoftmaxRegression
             The updated estimator.
 
+        Raises
+        ------
+        ValueError
+            For invalid input, ``classes`` missing on the first call or
+            changed later, a label not in ``classes``, a different number of
+            features than before, ``class_weight="balanced"`` (which needs the
+            whole data set), or a diverging loss (the estimator is then left
+            unchanged).
+
         Examples
         --------
         >>> import numpy as np
@@ -557,6 +566,10 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         if incremental and not first_call and previous is not None:
             state = copy.copy(previous)
             state.loss_curve = list(previous.loss_curve)
+            # the momentum buffers are updated in place (NumPy): never share them
+            # with the saved optimizer, which a failed call must leave intact
+            state.vW = None if previous.vW is None else xp.asarray(previous.vW, copy=True)
+            state.vb = None if previous.vb is None else xp.asarray(previous.vb, copy=True)
             state.W, state.b = W, intercept
             state.learning_rate = float(self.learning_rate)
             return state
@@ -655,6 +668,14 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
             ``classes_[1]`` minus that of ``classes_[0]`` (> 0 predicts
             ``classes_[1]``).
 
+        Raises
+        ------
+        sklearn.exceptions.NotFittedError
+            If the estimator is not fitted yet.
+        ValueError
+            If `X` has a different number of features than during fit, or
+            contains NaN or infinity.
+
         Examples
         --------
         >>> import numpy as np
@@ -681,6 +702,14 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         -------
         y_pred : ndarray of shape (n_samples,)
             Predicted labels, taken from `classes_`.
+
+        Raises
+        ------
+        sklearn.exceptions.NotFittedError
+            If the estimator is not fitted yet.
+        ValueError
+            If `X` has a different number of features than during fit, or
+            contains NaN or infinity.
 
         Examples
         --------
@@ -717,6 +746,14 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
             Probability of each class in `classes_` order; rows sum to 1.  For
             two classes, column 1 is the sigmoid of :meth:`decision_function`.
 
+        Raises
+        ------
+        sklearn.exceptions.NotFittedError
+            If the estimator is not fitted yet.
+        ValueError
+            If `X` has a different number of features than during fit, or
+            contains NaN or infinity.
+
         Examples
         --------
         >>> import numpy as np
@@ -745,6 +782,14 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         -------
         log_proba : ndarray of shape (n_samples, n_classes)
             Log-probability of each class in `classes_` order.
+
+        Raises
+        ------
+        sklearn.exceptions.NotFittedError
+            If the estimator is not fitted yet.
+        ValueError
+            If `X` has a different number of features than during fit, or
+            contains NaN or infinity.
 
         Examples
         --------
@@ -775,6 +820,14 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         -------
         score : float
             Mean accuracy of ``self.predict(X)`` with respect to `y`.
+
+        Raises
+        ------
+        sklearn.exceptions.NotFittedError
+            If the estimator is not fitted yet.
+        ValueError
+            If `X` has a different number of features than during fit, or
+            contains NaN or infinity.
 
         Examples
         --------

@@ -448,3 +448,16 @@ def test_small_thread_stack():
                 np.testing.assert_allclose(float(loss), np.log(n_classes), rtol=1e-6)
 
     run_with_small_stack(work)
+
+
+def test_uint64_targets_never_wrap(xp):
+    """2**64 - 100 must not become ignore_index=-100 through an int64 cast."""
+    if xp is not np and getattr(xp, "uint64", None) is None:
+        pytest.skip("no uint64 in this namespace")
+    from conftest import to_xp
+
+    from softmax_core import nll_loss
+
+    target = to_xp(xp, np.array([2**64 - 100, 1], dtype=np.uint64))
+    with pytest.raises(ValueError, match=str(2**64 - 100)):
+        nll_loss(to_xp(xp, np.zeros((2, 3))), target, reduction="none")

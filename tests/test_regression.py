@@ -482,6 +482,19 @@ def test_divergence_raises_and_keeps_coefficients():
     assert_array_equal(clf.coef_, coef)
 
 
+def test_failed_partial_fit_with_momentum_leaves_optimizer_usable():
+    X, y = _iris()
+    X = StandardScaler().fit_transform(X)
+    clf = SoftmaxRegression(random_state=0, momentum=0.9, schedule="constant")
+    clf.partial_fit(X, y, classes=[0, 1, 2]).partial_fit(X, y)
+    coef = clf.coef_.copy()
+    with pytest.raises(ValueError, match="diverged"):
+        clf.partial_fit(X * 1e200, y)
+    assert_array_equal(clf.coef_, coef)
+    clf.partial_fit(X, y)  # the momentum of the failed call must not leak into this one
+    assert np.all(np.isfinite(clf.coef_)) and clf.score(X, y) > 0.8
+
+
 @pytest.mark.parametrize("bad", [np.nan, np.inf])
 def test_non_finite_X(bad):
     X, y = _iris()

@@ -24,7 +24,9 @@ _RATIO_CELL = re.compile(r"^\s*[-+]?(?:\d+\.?\d*|\.\d+)\s*[x×]\s*$")
 _RATIO_HEADER = re.compile(r"ratio|speed-?up|\bvs\.?\b|faster|slower|\bx\b|×|\S\s*/\s*\S", re.I)
 _TIME_UNITS = {"ns": 1e-3, "us": 1.0, "µs": 1.0, "μs": 1.0, "ms": 1e3, "s": 1e6}
 _CAPTIONS = {
-    "ratio": "The ratio columns of the table above (log scale; the dashed line marks 1).",
+    "ratio": ("The ratio columns of the table above (log scale; the dashed line marks 1). "
+              "For peer/ours columns above 1 means softmax-core is faster; for ours/reference "
+              "columns (out=/copyto, fused/softmax) above 1 means slower than the reference."),
     "time (µs)": "The time columns of the table above, in microseconds.",
     "value": "The numeric columns of the table above.",
 }

@@ -56,7 +56,7 @@ def problems(obj, kind):
     examples = "\n".join(doc["Examples"])
     if ">>>" not in examples:
         found.append("EX: no Examples section with a doctest (>>>)")
-    if kind == "function" and _has_parameters(obj) and not doc["Raises"]:
+    if kind in ("function", "method") and _has_parameters(obj) and not doc["Raises"]:
         found.append("RS: no Raises section")
     types = {p.name.strip(): p.type for p in doc["Parameters"]}
     for name in _param_defaults(obj):

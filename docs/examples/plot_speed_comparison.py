@@ -11,7 +11,9 @@ is installed, ``torch.softmax`` / ``torch.log_softmax`` on CPU tensors.
 The problems are kept small so that the page builds in seconds; the
 benchmark scripts in ``benchmarks/`` measure more shapes and report the
 table reproduced in :ref:`performance`.  Timings on a shared CI machine are
-noisy: read the bars as orders of magnitude.
+noisy: read the bars as orders of magnitude.  On a busy machine the multi-threaded bars
+(ours and torch's alike) can come out far slower than the one-thread bars, because a thread
+waits at every barrier while its partner is preempted.
 """
 
 # %%
