@@ -36,6 +36,8 @@ cdef extern from "simd_math.h" nogil:
     void sc_vscale_d(const double *x, const double *c, double *out, Py_ssize_t n)
     void sc_vsub2_f(const float *x, const float *a, const float *b, float *out, Py_ssize_t n)
     void sc_vsub2_d(const double *x, const double *a, const double *b, double *out, Py_ssize_t n)
+    void sc_transpose_f(const float *src, float *dst, Py_ssize_t rows, Py_ssize_t cols)
+    void sc_transpose_d(const double *src, double *dst, Py_ssize_t rows, Py_ssize_t cols)
     double sc_dot_f(const float *a, const float *b, Py_ssize_t n)
     double sc_dot_d(const double *a, const double *b, Py_ssize_t n)
     void sc_softmax_vjp_f(const float *g, const float *y, float c, float *out, Py_ssize_t n)
@@ -144,6 +146,15 @@ cdef inline void _vsub2(const floating *x, const floating *a, const floating *b,
         sc_vsub2_f(x, a, b, out, n)
     else:
         sc_vsub2_d(x, a, b, out, n)
+
+
+cdef inline void _transpose(const floating *src, floating *dst, Py_ssize_t rows,
+                            Py_ssize_t cols) noexcept nogil:
+    # dst (cols, rows) = src (rows, cols)^T; src and dst must not overlap
+    if floating is float:
+        sc_transpose_f(src, dst, rows, cols)
+    else:
+        sc_transpose_d(src, dst, rows, cols)
 
 
 cdef inline double _dot(const floating *a, const floating *b, Py_ssize_t n) noexcept nogil:

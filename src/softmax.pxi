@@ -93,9 +93,8 @@ cdef void _rows_transposed(const floating *x, floating *out, Py_ssize_t n_rows,
     cdef floating *m = <floating *>(ws + 2 * BLOCK)
     cdef floating *c = <floating *>(ws + 3 * BLOCK)
     cdef Py_ssize_t r, j
+    _transpose(x, t, n_rows, n)
     for r in range(n_rows):
-        for j in range(n):
-            t[j * n_rows + r] = x[r * n + j]
         m[r] = -INFINITY
         s[r] = 0.0
     for j in range(n):
@@ -112,9 +111,7 @@ cdef void _rows_transposed(const floating *x, floating *out, Py_ssize_t n_rows,
             c[r] = <floating>(1.0 / s[r])
         for j in range(n):
             _vscale(t + j * n_rows, c, t + j * n_rows, n_rows)
-    for r in range(n_rows):
-        for j in range(n):
-            out[r * n + j] = t[j * n_rows + r]
+    _transpose(t, out, n, n_rows)
 
 
 cdef void _tile(const floating *x, floating *out, Py_ssize_t n,
@@ -230,9 +227,8 @@ cdef void _lse_transposed(const floating *x, floating *out, Py_ssize_t n_rows,
     cdef floating *t = <floating *>(ws + BLOCK)
     cdef floating *m = <floating *>(ws + 2 * BLOCK)
     cdef Py_ssize_t r, j
+    _transpose(x, t, n_rows, n)
     for r in range(n_rows):
-        for j in range(n):
-            t[j * n_rows + r] = x[r * n + j]
         m[r] = -INFINITY
         s[r] = 0.0
     for j in range(n):
