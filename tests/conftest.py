@@ -66,6 +66,20 @@ def run_with_small_stack(func, stack_size=64 * 1024):
         raise errors[0]
 
 
+def digits_split():
+    """scikit-learn's digits, standardized, 75/25 stratified split (the issue's quality bar)."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = load_digits(return_X_y=True)
+    X_train, X_test, y_train, y_test = train_test_split(
+        X, y, test_size=0.25, stratify=y, random_state=0
+    )
+    scaler = StandardScaler().fit(X_train)
+    return scaler.transform(X_train), scaler.transform(X_test), y_train, y_test
+
+
 def to_xp(xp, a):
     """A NumPy array (or array-like) as an array of namespace ``xp``."""
     if xp is np:

@@ -9,11 +9,12 @@ import warnings
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from conftest import digits_split
 from numpy.testing import assert_allclose, assert_array_equal
 from scipy.special import expit, logsumexp
 from scipy.special import softmax as scipy_softmax
 from sklearn.base import clone
-from sklearn.datasets import load_digits, load_iris, make_classification
+from sklearn.datasets import load_iris, make_classification
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import recall_score
@@ -28,12 +29,7 @@ from softmax_core import SoftmaxRegression
 
 
 def _digits():
-    X, y = load_digits(return_X_y=True)
-    X_train, X_test, y_train, y_test = train_test_split(
-        X, y, test_size=0.25, stratify=y, random_state=0
-    )
-    scaler = StandardScaler().fit(X_train)
-    return scaler.transform(X_train), scaler.transform(X_test), y_train, y_test
+    return digits_split()
 
 
 @pytest.fixture(scope="module")

@@ -7,11 +7,11 @@ which scikit-learn requires for array-API dispatch.
 
 import numpy as np
 import pytest
+from conftest import digits_split
 from numpy.testing import assert_allclose, assert_array_equal
 from scipy.special import softmax as scipy_softmax
 from sklearn import config_context
-from sklearn.datasets import load_digits, load_iris
-from sklearn.model_selection import train_test_split
+from sklearn.datasets import load_iris
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils._array_api import get_namespace
 from sklearn.utils.estimator_checks import (
@@ -56,12 +56,7 @@ def _np(a):
 
 
 def _digits():
-    X, y = load_digits(return_X_y=True)
-    X_train, X_test, y_train, y_test = train_test_split(
-        X, y, test_size=0.25, stratify=y, random_state=0
-    )
-    scaler = StandardScaler().fit(X_train)
-    return scaler.transform(X_train), scaler.transform(X_test), y_train, y_test
+    return digits_split()
 
 
 @pytest.mark.parametrize("namespace, device, dtype", CASES)
