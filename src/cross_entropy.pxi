@@ -197,10 +197,7 @@ cdef double _ce_rows_transposed(const floating *px, floating *pg, floating *pl,
     cdef floating wjf
     if pg != NULL:
         g = pg + r0 * n
-    for j in range(n):  # contiguous stores, strided loads within the (L1) block
-        col = t + j * k
-        for r in range(k):
-            col[r] = x[r * n + j]
+    _transpose(x, t, k, n)
     for r in range(k):
         m[r] = -INFINITY
         s[r] = 0.0
@@ -252,14 +249,12 @@ cdef double _ce_rows_transposed(const floating *px, floating *pg, floating *pl,
         else:
             for r in range(k):
                 col[r] = col[r] * c[r] - b[r]
-    for r in range(k):  # d[r] == 0 for ignored rows, which are zeroed below
-        t[(y[r] if y[r] != p.ignore_index else 0) * k + r] -= d[r]
-    for r in range(k):
+    _transpose(t, g, n, k)
+    for r in range(k):  # the target entries, in row order; ignored rows are zeroed
         if y[r] == p.ignore_index:
-            memset(g + r * n, 0, n * sizeof(floating))
+            memset(g + r * n, 0, n * sizeof(floating))  # even when their logits are NaN
         else:
-            for j in range(n):
-                g[r * n + j] = t[j * k + r]
+            g[r * n + y[r]] -= d[r]
     return total
 
 
