@@ -5,8 +5,9 @@ adjacent in a C-contiguous array this is a free reshape (``axis=-1`` gives
 ``inner == 1``, the row kernels; ``axis=-3`` of (N, C, H, W) gives the tiled
 kernel).  Otherwise the reduced axes are transposed to the end in one copy,
 computed as rows, and transposed back.  ``where=`` is applied by replacing
-masked-out entries with ``-inf`` in that same copy, then fixing fully masked
-rows.
+masked-out entries with ``-inf`` in that same copy; afterwards every masked-out
+entry is set to 0 (softmax) or ``-inf`` (log_softmax), which also covers fully
+masked rows and rows that are NaN elsewhere.
 """
 
 import math
