@@ -155,7 +155,7 @@ def logsumexp(xp, a, axis, b, keepdims, return_sign, where):
         if b is not None:
             b = xp.where(drop, xp.zeros_like(b), b)
     if _reduced_size(tuple(a.shape), axes) == 0:
-        s = xp.zeros(kept_shape, dtype=a.dtype, device=_device(a))
+        s = xp.zeros(kept_shape, dtype=a.dtype, device=array_api_compat.device(a))
         shift = s
     else:
         m = xp.max(a, axis=axes, keepdims=True)
@@ -171,10 +171,6 @@ def logsumexp(xp, a, axis, b, keepdims, return_sign, where):
     if not return_sign:
         return out
     return out, xp.astype(xp.reshape(sign, final_shape), result)
-
-
-def _device(x):
-    return array_api_compat.device(x)
 
 
 def _check_pair(xp, grad_output, output):

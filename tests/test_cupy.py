@@ -24,7 +24,7 @@ def _gpu_count():
 pytestmark = [pytest.mark.gpu,
               pytest.mark.skipif(_gpu_count() == 0, reason="no CUDA GPU available")]
 
-from test_cupy_sources import torch_cross_entropy  # noqa: E402
+from test_cupy_sources import ce_problem, torch_cross_entropy  # noqa: E402
 
 import softmax_core  # noqa: E402
 from softmax_core import _cupy  # noqa: E402
@@ -191,24 +191,6 @@ CE_SHAPES = [(300, 10), (64, 1000), (16, 1025), (8, 4096), (4, 32001)]
 CE_TOL = {np.float32: dict(rtol=1e-5, atol=1e-7), np.float64: dict(rtol=1e-11, atol=1e-14)}
 
 
-def _ce_problem(shape, ignore, use_weight, use_sample_weight, dtype=np.float64, seed=0):
-    """Logits, targets, class and sample weights (weights in ``dtype``, as torch wants)."""
-    rng = np.random.default_rng(seed)
-    n, c = shape
-    ignore_index = 3
-    z = rng.standard_normal(shape) * 4
-    y = rng.integers(0, c, n)
-    if ignore == "none":
-        y[y == ignore_index] = 0
-    elif ignore == "some":
-        y[::3] = ignore_index
-    else:
-        y[:] = ignore_index
-    weight = rng.uniform(0.1, 2.0, c).astype(dtype) if use_weight else None
-    sample_weight = rng.uniform(0.0, 3.0, n).astype(dtype) if use_sample_weight else None
-    return z.astype(dtype), y, weight, sample_weight, ignore_index
-
-
 def _gpu_ce(z, y, weight, sample_weight, ignore_index, reduction, eps):
     def dev(a):
         return None if a is None else cupy.asarray(a)
@@ -233,7 +215,7 @@ def _gpu_ce(z, y, weight, sample_weight, ignore_index, reduction, eps):
 @pytest.mark.parametrize("use_sample_weight", [False, True])
 def test_cross_entropy_matches_torch_and_numpy(dtype, shape, reduction, use_weight, ignore, eps,
                                               use_sample_weight, torch_cuda):
-    z, y, weight, sample_weight, ignore_index = _ce_problem(shape, ignore, use_weight,
+    z, y, weight, sample_weight, ignore_index = ce_problem(shape, ignore, use_weight,
                                                             use_sample_weight, dtype)
     loss, grad = _gpu_ce(z, y, weight, sample_weight, ignore_index, reduction, eps)
     t_loss, t_grad = torch_cross_entropy(torch_cuda, z, y, weight, sample_weight, ignore_index,
@@ -254,7 +236,7 @@ def test_cross_entropy_matches_torch_and_numpy(dtype, shape, reduction, use_weig
 @pytest.mark.parametrize("eps", [0.0, 0.1])
 @pytest.mark.parametrize("use_weight", [False, True])
 def test_cross_entropy_float16(shape, reduction, eps, use_weight, torch_cuda):
-    z, y, weight, sample_weight, ignore_index = _ce_problem(shape, "some", use_weight, True,
+    z, y, weight, sample_weight, ignore_index = ce_problem(shape, "some", use_weight, True,
                                                             np.float32)
     z16 = z.astype(np.float16)
     loss, grad = _gpu_ce(z16, y, weight, sample_weight, ignore_index, reduction, eps)
@@ -285,7 +267,7 @@ def test_cross_entropy_extreme_logits_and_nan_rows(n_cols, torch_cuda):
 
 
 def test_cross_entropy_is_deterministic_and_leaves_input_alone():
-    z, y, weight, sample_weight, ignore_index = _ce_problem((4096, 1000), "some", True, True,
+    z, y, weight, sample_weight, ignore_index = ce_problem((4096, 1000), "some", True, True,
                                                             np.float32)
     zc = cupy.asarray(z)
     args = dict(weight=cupy.asarray(weight), ignore_index=ignore_index, reduction="mean",

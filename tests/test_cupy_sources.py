@@ -485,6 +485,26 @@ def torch_cross_entropy(torch, z, y, weight, sample_weight, ignore_index, reduct
     return loss.detach().cpu().numpy(), zt.grad.cpu().numpy()
 
 
+def ce_problem(shape, ignore, use_weight, use_sample_weight, dtype=np.float64, seed=0,
+               scale=4.0):
+    """Logits, targets, class and sample weights (weights in ``dtype``, as torch wants),
+    with no, some or all targets equal to ``ignore_index`` (3)."""
+    rng = np.random.default_rng(seed)
+    n, c = shape
+    ignore_index = 3
+    z = rng.standard_normal(shape) * scale
+    y = rng.integers(0, c, n)
+    if ignore == "none":
+        y[y == ignore_index] = 0
+    elif ignore == "some":
+        y[::3] = ignore_index
+    else:
+        y[:] = ignore_index
+    weight = rng.uniform(0.1, 2.0, c).astype(dtype) if use_weight else None
+    sample_weight = rng.uniform(0.0, 3.0, n).astype(dtype) if use_sample_weight else None
+    return z.astype(dtype), y, weight, sample_weight, ignore_index
+
+
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
 @pytest.mark.parametrize("use_weight", [False, True])
 @pytest.mark.parametrize("ignore", ["none", "some", "all"])
@@ -493,18 +513,8 @@ def torch_cross_entropy(torch, z, y, weight, sample_weight, ignore_index, reduct
 def test_kernel_cross_entropy_algebra_matches_torch(reduction, use_weight, ignore, eps,
                                                     use_sample_weight):
     torch = pytest.importorskip("torch")
-    rng = np.random.default_rng(0)
-    n, c, ignore_index = 12, 7, 3
-    z = rng.standard_normal((n, c)) * 5
-    y = rng.integers(0, c, n)
-    if ignore == "none":
-        y[y == ignore_index] = 0
-    elif ignore == "some":
-        y[::3] = ignore_index
-    else:
-        y[:] = ignore_index
-    weight = rng.uniform(0.1, 2.0, c) if use_weight else None
-    sample_weight = rng.uniform(0.0, 3.0, n) if use_sample_weight else None
+    z, y, weight, sample_weight, ignore_index = ce_problem((12, 7), ignore, use_weight,
+                                                           use_sample_weight, scale=5)
     loss, grad = _kernel_cross_entropy(z, y, weight, sample_weight, ignore_index, reduction, eps)
     t_loss, t_grad = torch_cross_entropy(torch, z, y, weight, sample_weight, ignore_index,
                                           reduction, eps)
