@@ -28,36 +28,138 @@
 # * long rows (C > SHORT_ROW): one row per task (max; exp and sum; scale);
 # * short rows: a task takes a block of about BLOCK elements.  Rows shorter
 #   than TRANSPOSE_BELOW (e.g. 10 classes) are transposed into a local
-#   (C, rows) buffer and computed with the column kernels, vectorized across
-#   rows; the others run per-row loops and one flat exp over the block.  In
-#   both, the logs of the row sums are one vectorized call per block
+#   (C, rows) buffer (read in source order, so the prefetcher follows the
+#   logits) and computed with column kernels, vectorized across rows: even
+#   the target logit is picked, and the target entry of the gradient
+#   corrected, column by column with a select on each row's target class,
+#   and the per-row factors are one branch-free loop (`sc_ce_factors`);
+#   ignored rows are patched afterwards.  Rows of 16..64 classes run per-row
+#   loops and one flat exp over the block.  In both, the logs of the row sums are one vectorized call per block
 #   (`_log_inplace`), not a scalar log per row, which would cost more than
 #   the rest of a 10-class row.  Their scratch arrays live in a per-thread heap
 #   workspace allocated before the parallel region (not on the stack), so the
 #   kernel also runs in threads with small stacks.
-from libc.stdint cimport int64_t
+from libc.stdint cimport int32_t, int64_t
 from libc.string cimport memset
 
 cdef extern from *:
     """
-    /* log over an array of row sums: one vectorized libmvec call per block of
-       short rows instead of a scalar log per row (see simd_math.h for why the
-       declaration is needed). */
-    #if defined(__GNUC__) && defined(__x86_64__) && defined(__linux__)
-    #pragma omp declare simd notinbranch
-    extern double log(double);
-    #endif
-    static inline void sc_ce_log_inplace(double *s, Py_ssize_t n)
-    {
-        _Pragma("omp simd")
-        for (Py_ssize_t i = 0; i < n; i++) s[i] = log(s[i]);
+    /* Column kernels of the transposed short-row path; `yi` holds each row's
+       target class (-1 for an ignored row) and `col` is column j of the
+       (classes, rows) block, so these vectorize across rows. */
+    #define SC_CE_COLUMN_KERNELS(T, SFX)                                      \
+    /* xy[r] = col[r] where row r's target is class j */                     \
+    static inline void sc_ce_pick_##SFX(T *xy, const T *col,                 \
+                                        const int32_t *yi, int32_t j,        \
+                                        Py_ssize_t n)                        \
+    {                                                                        \
+        _Pragma("omp simd")                                                  \
+        for (Py_ssize_t r = 0; r < n; r++) {                                 \
+            T v = col[r], cur = xy[r];                                       \
+            xy[r] = yi[r] == j ? v : cur;                                    \
+        }                                                                    \
+    }                                                                        \
+    /* col[r] = col[r] * c[r] - wj * b[r] - (d[r] if row r's target is j);  \
+       col holds exp(x - m) on entry; b may be NULL (no smoothing). */       \
+    static inline void sc_ce_grad_col_##SFX(T *col, const T *c, const T *b,  \
+                                            T wj, const T *d,                \
+                                            const int32_t *yi, int32_t j,    \
+                                            Py_ssize_t n)                    \
+    {                                                                        \
+        if (b) {                                                             \
+            _Pragma("omp simd")                                              \
+            for (Py_ssize_t r = 0; r < n; r++) {                             \
+                T dv = d[r];                                                 \
+                T hit = yi[r] == j ? dv : (T)0;                              \
+                col[r] = col[r] * c[r] - wj * b[r] - hit;                    \
+            }                                                                \
+        } else {                                                             \
+            _Pragma("omp simd")                                              \
+            for (Py_ssize_t r = 0; r < n; r++) {                             \
+                T dv = d[r];                                                 \
+                T hit = yi[r] == j ? dv : (T)0;                              \
+                col[r] = col[r] * c[r] - hit;                                \
+            }                                                                \
+        }                                                                    \
     }
+    /* Per-row loss (into acc, which holds sum_j w_j (x_j - m) on entry) and
+       gradient factors c, b, d (see the design note), from the row sums s,
+       their logs ls, the target logits xy and the maxima m.  w (class
+       weights) and sw (sample weights) may be NULL; the four cases are
+       separate loops so that each vectorizes.  The values of ignored rows
+       (yi < 0) are meaningless here; the caller overwrites them. */
+    #define SC_CE_FACTORS_LOOP(T, WY, WR)                                    \
+        _Pragma("omp simd")                                                  \
+        for (Py_ssize_t r = 0; r < n; r++) {                                 \
+            double wy = (WY), wr = (WR), a = wr * grad_scale;                \
+            double loss = keep * wy * (ls[r] - ((double)xy[r] - (double)m[r]))\
+                          + eps_c * (w_sum * ls[r] - acc[r]);                \
+            acc[r] = wr * loss;                                              \
+            c[r] = (T)(a * (keep * wy + eps_c * w_sum) / s[r]);              \
+            b[r] = (T)(a * eps_c);                                           \
+            d[r] = (T)(a * keep * wy);                                       \
+        }
+    #define SC_CE_FACTORS(T, SFX)                                             \
+    static inline void sc_ce_factors_##SFX(                                  \
+        const double *restrict s, const double *restrict ls,                 \
+        double *restrict acc, const T *restrict xy, const T *restrict m,     \
+        const int32_t *restrict yi, const double *restrict w,                \
+        const double *restrict sw, double keep, double eps_c, double w_sum,  \
+        double grad_scale, T *restrict c, T *restrict b, T *restrict d,      \
+        Py_ssize_t n)                                                        \
+    {                                                                        \
+        /* an ignored row (yi < 0) reads class 0's weight */                 \
+        if (w && sw) { SC_CE_FACTORS_LOOP(T, w[yi[r] < 0 ? 0 : yi[r]], sw[r]) } \
+        else if (w) { SC_CE_FACTORS_LOOP(T, w[yi[r] < 0 ? 0 : yi[r]], 1.0) }  \
+        else if (sw) { SC_CE_FACTORS_LOOP(T, 1.0, sw[r]) }                   \
+        else { SC_CE_FACTORS_LOOP(T, 1.0, 1.0) }                             \
+    }
+    SC_CE_COLUMN_KERNELS(float, f)
+    SC_CE_COLUMN_KERNELS(double, d)
+    SC_CE_FACTORS(float, f)
+    SC_CE_FACTORS(double, d)
     """
-    void _log_inplace "sc_ce_log_inplace"(double *s, Py_ssize_t n) noexcept nogil
+    void sc_ce_pick_f(float *xy, const float *col, const int32_t *yi, int32_t j,
+                      Py_ssize_t n) noexcept nogil
+    void sc_ce_pick_d(double *xy, const double *col, const int32_t *yi, int32_t j,
+                      Py_ssize_t n) noexcept nogil
+    void sc_ce_grad_col_f(float *col, const float *c, const float *b, float wj,
+                          const float *d, const int32_t *yi, int32_t j,
+                          Py_ssize_t n) noexcept nogil
+    void sc_ce_grad_col_d(double *col, const double *c, const double *b, double wj,
+                          const double *d, const int32_t *yi, int32_t j,
+                          Py_ssize_t n) noexcept nogil
+    void sc_ce_factors_f(const double *s, const double *ls, double *acc, const float *xy,
+                         const float *m, const int32_t *yi, const double *w,
+                         const double *sw, double keep, double eps_c, double w_sum,
+                         double grad_scale, float *c, float *b, float *d,
+                         Py_ssize_t n) noexcept nogil
+    void sc_ce_factors_d(const double *s, const double *ls, double *acc, const double *xy,
+                         const double *m, const int32_t *yi, const double *w,
+                         const double *sw, double keep, double eps_c, double w_sum,
+                         double grad_scale, double *c, double *b, double *d,
+                         Py_ssize_t n) noexcept nogil
+
+
+cdef inline void _pick(floating *xy, const floating *col, const int32_t *yi, int32_t j,
+                       Py_ssize_t n) noexcept nogil:
+    if floating is float:
+        sc_ce_pick_f(xy, col, yi, j, n)
+    else:
+        sc_ce_pick_d(xy, col, yi, j, n)
+
+
+cdef inline void _grad_col(floating *col, const floating *c, const floating *b, floating wj,
+                           const floating *d, const int32_t *yi, int32_t j,
+                           Py_ssize_t n) noexcept nogil:
+    if floating is float:
+        sc_ce_grad_col_f(col, c, b, wj, d, yi, j, n)
+    else:
+        sc_ce_grad_col_d(col, c, b, wj, d, yi, j, n)
 
 
 cdef enum:
-    CE_WORKSPACE = 8 * BLOCK  # doubles of scratch per thread for the blocked paths
+    CE_WORKSPACE = 10 * BLOCK  # doubles of scratch per thread for the blocked paths
 
 
 cdef struct _CEParams:
@@ -177,8 +279,11 @@ cdef double _ce_rows_transposed(const floating *px, floating *pg, floating *pl,
                                 Py_ssize_t n_rows, Py_ssize_t n,
                                 const _CEParams *p, double *ws) noexcept nogil:
     # rows r0 .. r0 + n_rows - 1 of length n < TRANSPOSE_BELOW, n_rows * n <=
-    # BLOCK, computed in a local (n, n_rows) transposed copy with the column
-    # kernels, which vectorize across rows.  Same contract as _ce_rows_short.
+    # BLOCK, computed in a local (n, n_rows) transposed copy with column
+    # kernels that vectorize across rows: the target logits are picked and
+    # the target entries of the gradient corrected column by column, and the
+    # per-row loss and gradient factors are one branch-free loop.  Ignored
+    # rows are fixed up at the end.  Same contract as _ce_rows_short.
     cdef double *s = ws
     cdef double *ls = ws + BLOCK
     cdef double *acc = ws + 2 * BLOCK
@@ -187,23 +292,29 @@ cdef double _ce_rows_transposed(const floating *px, floating *pg, floating *pl,
     cdef floating *c = <floating *>(ws + 5 * BLOCK)
     cdef floating *b = <floating *>(ws + 6 * BLOCK)
     cdef floating *d = <floating *>(ws + 7 * BLOCK)
-    cdef const floating *x = px + r0 * n
+    cdef floating *xy = <floating *>(ws + 8 * BLOCK)
+    cdef int32_t *yi = <int32_t *>(ws + 9 * BLOCK)
     cdef const int64_t *y = py + r0
     cdef floating *g = NULL
     cdef floating *col
     cdef Py_ssize_t r, j, k = n_rows
-    cdef int64_t yr
-    cdef double wy, wr, a, loss, total = 0.0, wj
-    cdef floating wjf
+    cdef const double *sw = NULL
+    cdef bint any_ignored = False
+    cdef double wj
     if pg != NULL:
         g = pg + r0 * n
-    _transpose(x, t, k, n)
+    _transpose_in(px + r0 * n, t, k, n)
     for r in range(k):
+        yi[r] = -1 if y[r] == p.ignore_index else <int32_t>y[r]
+        any_ignored |= yi[r] < 0
         m[r] = -INFINITY
         s[r] = 0.0
         acc[r] = 0.0
+        xy[r] = 0
     for j in range(n):
         _vmax(m, t + j * k, k)
+    for j in range(n):
+        _pick(xy, t + j * k, yi, <int32_t>j, k)
     if p.eps_c != 0.0:  # sum_j w_j (x_j - m), for the smoothing term
         for j in range(n):
             wj = p.w[j] if p.w != NULL else 1.0
@@ -214,48 +325,32 @@ cdef double _ce_rows_transposed(const floating *px, floating *pg, floating *pl,
         _vexp_shift_acc(t + j * k, m, NULL if g == NULL else t + j * k, s, k)
     for r in range(k):
         ls[r] = s[r]
-        s[r] = 1.0 / s[r]  # vectorized here, multiplied below
     _log_inplace(ls, k)
-    for r in range(k):
-        yr = y[r]
-        c[r] = 0
-        b[r] = 0
-        d[r] = 0
-        if yr == p.ignore_index:
-            acc[r] = 0.0  # even when the row's logits are NaN
-            continue
-        wy = p.w[yr] if p.w != NULL else 1.0
-        wr = psw[r0 + r] if psw != NULL else 1.0
-        loss = p.keep * wy * (ls[r] - (<double>x[r * n + yr] - <double>m[r]))
-        if p.eps_c != 0.0:
-            loss += p.eps_c * (p.w_sum * ls[r] - acc[r])
-        acc[r] = wr * loss
-        a = wr * p.grad_scale
-        c[r] = <floating>(a * (p.keep * wy + p.eps_c * p.w_sum) * s[r])
-        b[r] = <floating>(a * p.eps_c)
-        d[r] = <floating>(a * p.keep * wy)
+    if psw != NULL:
+        sw = psw + r0
+    if floating is float:
+        sc_ce_factors_f(s, ls, acc, xy, m, yi, p.w, sw, p.keep, p.eps_c, p.w_sum,
+                        p.grad_scale, c, b, d, k)
+    else:
+        sc_ce_factors_d(s, ls, acc, xy, m, yi, p.w, sw, p.keep, p.eps_c, p.w_sum,
+                        p.grad_scale, c, b, d, k)
+    if any_ignored:
+        for r in range(k):
+            if yi[r] < 0:
+                acc[r] = 0.0  # even when the row's logits are NaN
     if pl != NULL:
         for r in range(k):
             pl[r0 + r] = <floating>acc[r]
-    total = sc_sum_d(acc, k)
-    if g == NULL:
-        return total
-    for j in range(n):
-        col = t + j * k
-        if p.w != NULL and p.eps_c != 0.0:
-            wjf = <floating>p.w[j]
+    if g != NULL:
+        for j in range(n):
+            _grad_col(t + j * k, c, b if p.eps_c != 0.0 else NULL,
+                      <floating>(p.w[j] if p.w != NULL else 1.0), d, yi, <int32_t>j, k)
+        _transpose(t, g, n, k)
+        if any_ignored:
             for r in range(k):
-                col[r] = col[r] * c[r] - b[r] * wjf
-        else:
-            for r in range(k):
-                col[r] = col[r] * c[r] - b[r]
-    _transpose(t, g, n, k)
-    for r in range(k):  # the target entries, in row order; ignored rows are zeroed
-        if y[r] == p.ignore_index:
-            memset(g + r * n, 0, n * sizeof(floating))  # even when their logits are NaN
-        else:
-            g[r * n + y[r]] -= d[r]
-    return total
+                if yi[r] < 0:  # zero even when the row's logits are NaN
+                    memset(g + r * n, 0, n * sizeof(floating))
+    return sc_sum_d(acc, k)
 
 
 cdef inline double _ce_row_long_at(const floating *px, floating *pg, floating *pl,

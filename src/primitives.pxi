@@ -38,6 +38,9 @@ cdef extern from "simd_math.h" nogil:
     void sc_vsub2_d(const double *x, const double *a, const double *b, double *out, Py_ssize_t n)
     void sc_transpose_f(const float *src, float *dst, Py_ssize_t rows, Py_ssize_t cols)
     void sc_transpose_d(const double *src, double *dst, Py_ssize_t rows, Py_ssize_t cols)
+    void sc_log_inplace(double *s, Py_ssize_t n)
+    void sc_transpose_in_f(const float *src, float *dst, Py_ssize_t rows, Py_ssize_t cols)
+    void sc_transpose_in_d(const double *src, double *dst, Py_ssize_t rows, Py_ssize_t cols)
     double sc_dot_f(const float *a, const float *b, Py_ssize_t n)
     double sc_dot_d(const double *a, const double *b, Py_ssize_t n)
     void sc_softmax_vjp_f(const float *g, const float *y, float c, float *out, Py_ssize_t n)
@@ -55,6 +58,10 @@ cdef extern from "simd_math.h" nogil:
                                Py_ssize_t n)
     void sc_vlog_softmax_vjp_d(const double *g, const double *y, const double *c, double *out,
                                Py_ssize_t n)
+
+
+cdef inline void _log_inplace(double *s, Py_ssize_t n) noexcept nogil:
+    sc_log_inplace(s, n)
 
 
 cdef inline floating _max(const floating *x, Py_ssize_t n) noexcept nogil:
@@ -208,3 +215,12 @@ def omp_max_threads():
 def have_openmp():
     """Whether this kernel module was compiled with OpenMP."""
     return bool(SC_HAVE_OPENMP)
+
+
+cdef inline void _transpose_in(const floating *src, floating *dst, Py_ssize_t rows,
+                               Py_ssize_t cols) noexcept nogil:
+    # _transpose in source order, for a source read from memory
+    if floating is float:
+        sc_transpose_in_f(src, dst, rows, cols)
+    else:
+        sc_transpose_in_d(src, dst, rows, cols)

@@ -4,7 +4,7 @@
  * Cython cannot emit `#pragma omp simd`, and GCC never vectorizes a loop that
  * calls `exp` unless it knows a vector variant exists.  glibc ships those
  * variants (libmvec) but only advertises them under -ffast-math, which would
- * break NaN/inf semantics.  We therefore re-declare exp/expf/log/logf with
+ * break NaN/inf semantics.  We therefore re-declare exp/expf/log with
  * `omp declare simd notinbranch` (the libmvec vector ABI) and put
  * `omp simd` on the loops below, compiled with -fopenmp(-simd) and linked
  * against -lm (whose linker script pulls in libmvec).  Without OpenMP SIMD
@@ -26,7 +26,18 @@
 extern double exp(double);
 #pragma omp declare simd notinbranch
 extern float expf(float);
+#pragma omp declare simd notinbranch
+extern double log(double);
 #endif
+
+/* s[i] = log(s[i]) over an array of row sums (always double): one vectorized
+   call per block of rows instead of a scalar log per row, which would cost
+   more than the rest of a 10-element row. */
+static inline void sc_log_inplace(double *s, Py_ssize_t n)
+{
+    _Pragma("omp simd")
+    for (Py_ssize_t i = 0; i < n; i++) s[i] = log(s[i]);
+}
 
 #define SC_DEFINE_PRIMITIVES(T, SFX, EXP)                                      \
     /* max over x[0:n]; NaN entries are skipped here and poison the row   \
@@ -195,6 +206,17 @@ extern float expf(float);
     {                                                                      \
         for (Py_ssize_t c = 0; c < cols; c++)                              \
             for (Py_ssize_t r = 0; r < rows; r++)                          \
+                dst[c * rows + r] = src[r * cols + c];                     \
+    }                                                                      \
+    /* The same transpose in source order: contiguous reads, for a source  \
+       that is not yet in cache (the prefetcher follows it). */            \
+    static inline void sc_transpose_in_##SFX(const T *restrict src,        \
+                                             T *restrict dst,              \
+                                             Py_ssize_t rows,              \
+                                             Py_ssize_t cols)              \
+    {                                                                      \
+        for (Py_ssize_t r = 0; r < rows; r++)                              \
+            for (Py_ssize_t c = 0; c < cols; c++)                          \
                 dst[c * rows + r] = src[r * cols + c];                     \
     }
 

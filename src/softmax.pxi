@@ -11,7 +11,9 @@
 # * short rows (inner == 1, n <= SHORT_ROW): a per-row SIMD loop would never
 #   fill a vector, so a task takes a block of rows (~BLOCK elements).  Rows of
 #   fewer than TRANSPOSE_BELOW elements (e.g. 10 classes) are transposed into
-#   a local (n, rows) buffer and reduced with the column kernels, which
+#   a local (n, rows) buffer (read in source order, which the prefetcher
+#   follows, and written back in output order; the logs of the row sums are
+#   one vectorized call) and reduced with the column kernels, which
 #   vectorize across rows; longer short rows write x - max row by row and
 #   run one flat vectorized exp over the whole block.  (Measured on AVX2 at
 #   n = 10: the transposed block is 1.8x faster than per-row loops, whose
@@ -68,6 +70,7 @@ cdef void _rows_short(const floating *x, floating *out, Py_ssize_t n_rows,
                       Py_ssize_t n, bint use_log, double *ws) noexcept nogil:
     # x and out point at n_rows consecutive rows of length n, n_rows * n <= BLOCK
     cdef floating *buf = <floating *>ws
+    cdef double *logs = ws + BLOCK
     cdef Py_ssize_t r
     cdef Py_ssize_t total = n_rows * n
     for r in range(n_rows):
@@ -75,8 +78,10 @@ cdef void _rows_short(const floating *x, floating *out, Py_ssize_t n_rows,
     if use_log:
         _exp(out, buf, total)
         for r in range(n_rows):
-            _sub2(out + r * n, 0, <floating>log(_sum(buf + r * n, n)),
-                  out + r * n, n)
+            logs[r] = _sum(buf + r * n, n)
+        _log_inplace(logs, n_rows)
+        for r in range(n_rows):
+            _sub2(out + r * n, 0, <floating>logs[r], out + r * n, n)
     else:
         _exp_inplace(out, total)
         for r in range(n_rows):
@@ -93,7 +98,7 @@ cdef void _rows_transposed(const floating *x, floating *out, Py_ssize_t n_rows,
     cdef floating *m = <floating *>(ws + 2 * BLOCK)
     cdef floating *c = <floating *>(ws + 3 * BLOCK)
     cdef Py_ssize_t r, j
-    _transpose(x, t, n_rows, n)
+    _transpose_in(x, t, n_rows, n)
     for r in range(n_rows):
         m[r] = -INFINITY
         s[r] = 0.0
@@ -102,8 +107,9 @@ cdef void _rows_transposed(const floating *x, floating *out, Py_ssize_t n_rows,
     for j in range(n):
         _vexp_shift_acc(t + j * n_rows, m, NULL if use_log else t + j * n_rows, s, n_rows)
     if use_log:
+        _log_inplace(s, n_rows)
         for r in range(n_rows):
-            c[r] = <floating>log(s[r])
+            c[r] = <floating>s[r]
         for j in range(n):
             _vsub2(t + j * n_rows, m, c, t + j * n_rows, n_rows)
     else:
@@ -129,8 +135,9 @@ cdef void _tile(const floating *x, floating *out, Py_ssize_t n,
     for k in range(n):
         _vexp_shift_acc(x + k * ld, m, NULL if use_log else out + k * ld, s, w)
     if use_log:
+        _log_inplace(s, w)
         for j in range(w):
-            c[j] = <floating>log(s[j])
+            c[j] = <floating>s[j]
         for k in range(n):
             _vsub2(x + k * ld, m, c, out + k * ld, w)
     else:
@@ -216,8 +223,9 @@ cdef void _lse_tile(const floating *x, floating *out, Py_ssize_t n,
             m[j] = 0
     for k in range(n):
         _vexp_shift_acc(x + k * ld, m, NULL, s, w)
+    _log_inplace(s, w)
     for j in range(w):
-        out[j] = <floating>(log(s[j]) + m[j])
+        out[j] = <floating>(s[j] + m[j])
 
 
 cdef void _lse_transposed(const floating *x, floating *out, Py_ssize_t n_rows,
@@ -227,7 +235,7 @@ cdef void _lse_transposed(const floating *x, floating *out, Py_ssize_t n_rows,
     cdef floating *t = <floating *>(ws + BLOCK)
     cdef floating *m = <floating *>(ws + 2 * BLOCK)
     cdef Py_ssize_t r, j
-    _transpose(x, t, n_rows, n)
+    _transpose_in(x, t, n_rows, n)
     for r in range(n_rows):
         m[r] = -INFINITY
         s[r] = 0.0
@@ -238,8 +246,9 @@ cdef void _lse_transposed(const floating *x, floating *out, Py_ssize_t n_rows,
             m[r] = 0
     for j in range(n):
         _vexp_shift_acc(t + j * n_rows, m, NULL, s, n_rows)
+    _log_inplace(s, n_rows)
     for r in range(n_rows):
-        out[r] = <floating>(log(s[r]) + m[r])
+        out[r] = <floating>(s[r] + m[r])
 
 
 def logsumexp_3d(const floating[:, :, ::1] x, floating[:, ::1] out,
