@@ -196,32 +196,128 @@ static inline void sc_log_inplace(double *s, Py_ssize_t n)
             out[j] = g[j] - EXP(y[j]) * c[j];                              \
     }
 
-/* dst (cols, rows) = transpose of src (rows, cols), both C-contiguous.  The
-   loop order writes dst contiguously (strided reads from a block that sits in
-   L1 are cheaper than strided writes; measured 1.5-2x on AVX2). */
-#define SC_DEFINE_TRANSPOSE(T, SFX)                                            \
-    static inline void sc_transpose_##SFX(const T *restrict src,           \
-                                          T *restrict dst, Py_ssize_t rows,\
-                                          Py_ssize_t cols)                 \
+/* dst (cols, rows) = transpose of src (rows, cols), both C-contiguous: the
+   short-row kernels move blocks of rows into a (classes, rows) layout and
+   back.  Two scalar loop orders: sc_transpose_out writes dst contiguously
+   (strided reads from a block that sits in L1 are cheaper than strided
+   writes; measured 1.5-2x on AVX2), sc_transpose_in reads src contiguously
+   (for a source that is not in cache yet: the prefetcher follows it). */
+#define SC_DEFINE_SCALAR_TRANSPOSE(T, SFX)                                     \
+    static inline void sc_transpose_out_scalar_##SFX(const T *restrict src,\
+                                                     T *restrict dst,      \
+                                                     Py_ssize_t rows,      \
+                                                     Py_ssize_t cols)      \
     {                                                                      \
         for (Py_ssize_t c = 0; c < cols; c++)                              \
             for (Py_ssize_t r = 0; r < rows; r++)                          \
                 dst[c * rows + r] = src[r * cols + c];                     \
     }                                                                      \
-    /* The same transpose in source order: contiguous reads, for a source  \
-       that is not yet in cache (the prefetcher follows it). */            \
-    static inline void sc_transpose_in_##SFX(const T *restrict src,        \
-                                             T *restrict dst,              \
-                                             Py_ssize_t rows,              \
-                                             Py_ssize_t cols)              \
+    static inline void sc_transpose_in_scalar_##SFX(const T *restrict src, \
+                                                    T *restrict dst,       \
+                                                    Py_ssize_t rows,       \
+                                                    Py_ssize_t cols)       \
     {                                                                      \
         for (Py_ssize_t r = 0; r < rows; r++)                              \
             for (Py_ssize_t c = 0; c < cols; c++)                          \
                 dst[c * rows + r] = src[r * cols + c];                     \
     }
 
-SC_DEFINE_TRANSPOSE(float, f)
-SC_DEFINE_TRANSPOSE(double, d)
+SC_DEFINE_SCALAR_TRANSPOSE(float, f)
+SC_DEFINE_SCALAR_TRANSPOSE(double, d)
+
+#if defined(__AVX__)
+/* With AVX (the x86-64-v3 and v4 builds) both directions go through W x W
+   register blocks (8x8 float, 4x4 double: W loads, a fixed shuffle network,
+   W stores), which moves a 10-class block about twice as fast as the scalar
+   loops; the edges that do not fill a block stay scalar. */
+#include <immintrin.h>
+
+/* dst[c * ldd + r] = src[r * lds + c] for r, c < 8 */
+static inline void sc_block_transpose_f(const float *restrict src, Py_ssize_t lds,
+                                        float *restrict dst, Py_ssize_t ldd)
+{
+    __m256 r0 = _mm256_loadu_ps(src), r1 = _mm256_loadu_ps(src + lds);
+    __m256 r2 = _mm256_loadu_ps(src + 2 * lds), r3 = _mm256_loadu_ps(src + 3 * lds);
+    __m256 r4 = _mm256_loadu_ps(src + 4 * lds), r5 = _mm256_loadu_ps(src + 5 * lds);
+    __m256 r6 = _mm256_loadu_ps(src + 6 * lds), r7 = _mm256_loadu_ps(src + 7 * lds);
+    /* interleave pairs of rows, then pairs of pairs, then the 128-bit halves */
+    __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
+    __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
+    __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
+    __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+    __m256 u0 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0));
+    __m256 u1 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2));
+    __m256 u2 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0));
+    __m256 u3 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2));
+    __m256 u4 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(1, 0, 1, 0));
+    __m256 u5 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(3, 2, 3, 2));
+    __m256 u6 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(1, 0, 1, 0));
+    __m256 u7 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(3, 2, 3, 2));
+    _mm256_storeu_ps(dst, _mm256_permute2f128_ps(u0, u4, 0x20));
+    _mm256_storeu_ps(dst + ldd, _mm256_permute2f128_ps(u1, u5, 0x20));
+    _mm256_storeu_ps(dst + 2 * ldd, _mm256_permute2f128_ps(u2, u6, 0x20));
+    _mm256_storeu_ps(dst + 3 * ldd, _mm256_permute2f128_ps(u3, u7, 0x20));
+    _mm256_storeu_ps(dst + 4 * ldd, _mm256_permute2f128_ps(u0, u4, 0x31));
+    _mm256_storeu_ps(dst + 5 * ldd, _mm256_permute2f128_ps(u1, u5, 0x31));
+    _mm256_storeu_ps(dst + 6 * ldd, _mm256_permute2f128_ps(u2, u6, 0x31));
+    _mm256_storeu_ps(dst + 7 * ldd, _mm256_permute2f128_ps(u3, u7, 0x31));
+}
+
+/* dst[c * ldd + r] = src[r * lds + c] for r, c < 4 */
+static inline void sc_block_transpose_d(const double *restrict src, Py_ssize_t lds,
+                                        double *restrict dst, Py_ssize_t ldd)
+{
+    __m256d r0 = _mm256_loadu_pd(src), r1 = _mm256_loadu_pd(src + lds);
+    __m256d r2 = _mm256_loadu_pd(src + 2 * lds), r3 = _mm256_loadu_pd(src + 3 * lds);
+    __m256d t0 = _mm256_unpacklo_pd(r0, r1), t1 = _mm256_unpackhi_pd(r0, r1);
+    __m256d t2 = _mm256_unpacklo_pd(r2, r3), t3 = _mm256_unpackhi_pd(r2, r3);
+    _mm256_storeu_pd(dst, _mm256_permute2f128_pd(t0, t2, 0x20));
+    _mm256_storeu_pd(dst + ldd, _mm256_permute2f128_pd(t1, t3, 0x20));
+    _mm256_storeu_pd(dst + 2 * ldd, _mm256_permute2f128_pd(t0, t2, 0x31));
+    _mm256_storeu_pd(dst + 3 * ldd, _mm256_permute2f128_pd(t1, t3, 0x31));
+}
+
+#define SC_DEFINE_BLOCKED_TRANSPOSE(T, SFX, W)                                 \
+    static inline void sc_transpose_blocked_##SFX(const T *restrict src,   \
+                                                  T *restrict dst,         \
+                                                  Py_ssize_t rows,         \
+                                                  Py_ssize_t cols)         \
+    {                                                                      \
+        Py_ssize_t r = 0, c;                                               \
+        for (; r + W <= rows; r += W) {                                    \
+            for (c = 0; c + W <= cols; c += W)                             \
+                sc_block_transpose_##SFX(src + r * cols + c, cols,         \
+                                         dst + c * rows + r, rows);        \
+            for (; c < cols; c++)                                          \
+                for (Py_ssize_t i = 0; i < W; i++)                         \
+                    dst[c * rows + r + i] = src[(r + i) * cols + c];       \
+        }                                                                  \
+        for (; r < rows; r++)                                              \
+            for (c = 0; c < cols; c++)                                     \
+                dst[c * rows + r] = src[r * cols + c];                     \
+    }                                                                      \
+    static inline void sc_transpose_##SFX(const T *restrict src,           \
+                                          T *restrict dst,                 \
+                                          Py_ssize_t rows, Py_ssize_t cols)\
+    {                                                                      \
+        sc_transpose_blocked_##SFX(src, dst, rows, cols);                  \
+    }                                                                      \
+    static inline void sc_transpose_in_##SFX(const T *restrict src,        \
+                                             T *restrict dst,              \
+                                             Py_ssize_t rows,              \
+                                             Py_ssize_t cols)              \
+    {                                                                      \
+        sc_transpose_blocked_##SFX(src, dst, rows, cols);                  \
+    }
+
+SC_DEFINE_BLOCKED_TRANSPOSE(float, f, 8)
+SC_DEFINE_BLOCKED_TRANSPOSE(double, d, 4)
+#else
+#define sc_transpose_f sc_transpose_out_scalar_f
+#define sc_transpose_d sc_transpose_out_scalar_d
+#define sc_transpose_in_f sc_transpose_in_scalar_f
+#define sc_transpose_in_d sc_transpose_in_scalar_d
+#endif
 
 SC_DEFINE_PRIMITIVES(float, f, expf)
 SC_DEFINE_PRIMITIVES(double, d, exp)
