@@ -16,7 +16,8 @@ measured in the same run:
 * ``numpy/ours``: a plain NumPy reference (max, exp, sum, log, gather,
   softmax - onehot) divided by ours.
 
-Times are the best of several repeats (``_timing.best_time``).
+Times are the best of many short repeats, the four cases interleaved
+(``_timing.best_times``).
 """
 
 import argparse
@@ -27,7 +28,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _timing import best_time  # noqa: E402
+from _timing import best_times  # noqa: E402
 
 import softmax_core  # noqa: E402
 from softmax_core._threads import max_threads  # noqa: E402
@@ -57,7 +58,7 @@ def _torch():
     return torch
 
 
-def _torch_fwd_bwd(torch, x, y, threads):
+def _torch_fwd_bwd(torch, x, y):
     xt = torch.from_numpy(x).requires_grad_(True)
     yt = torch.from_numpy(y)
 
@@ -65,12 +66,7 @@ def _torch_fwd_bwd(torch, x, y, threads):
         loss = torch.nn.functional.cross_entropy(xt, yt)
         return torch.autograd.grad(loss, xt)
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        return best_time(run)
-    finally:
-        torch.set_num_threads(threads)
+    return run
 
 
 def bench_one(shape, dtype, torch, threads=2):
@@ -78,11 +74,14 @@ def bench_one(shape, dtype, torch, threads=2):
     x = rng.standard_normal(shape).astype(dtype)
     y = rng.integers(0, shape[1], size=shape[0])
     row = {"shape": shape, "dtype": np.dtype(dtype).name}
-    row["ours"] = best_time(lambda: softmax_core.cross_entropy_with_grad(x, y))
-    row["softmax"] = best_time(lambda: softmax_core.softmax(x))
-    row["numpy"] = best_time(lambda: numpy_reference(x, y))
+    cases = {
+        "ours": lambda: softmax_core.cross_entropy_with_grad(x, y),
+        "softmax": lambda: softmax_core.softmax(x),
+        "numpy": lambda: numpy_reference(x, y),
+    }
     if torch is not None:
-        row["torch"] = _torch_fwd_bwd(torch, x, y, threads)
+        cases["torch"] = (lambda: torch.set_num_threads(threads), _torch_fwd_bwd(torch, x, y))
+    row.update(best_times(cases))
     return row
 
 

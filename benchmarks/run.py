@@ -15,7 +15,7 @@ import numpy as np
 import scipy.special as sp
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _timing import best_time  # noqa: E402
+from _timing import best_times  # noqa: E402
 
 import softmax_core  # noqa: E402
 from softmax_core._build_info import build_info  # noqa: E402
@@ -37,16 +37,18 @@ def bench_one(name, shape, dtype, torch):
     x = np.random.default_rng(0).standard_normal(shape).astype(dtype)
     out = np.empty_like(x)
     row = {"op": name, "shape": shape, "dtype": np.dtype(dtype).name}
-    row["ours"] = best_time(lambda: ours(x))
-    row["ours_out"] = best_time(lambda: ours(x, out=out))
-    row["scipy"] = best_time(lambda: theirs(x, axis=-1))
-    row["copyto"] = best_time(lambda: np.copyto(out, x))
+    cases = {
+        "ours": lambda: ours(x),
+        "ours_out": lambda: ours(x, out=out),
+        "scipy": lambda: theirs(x, axis=-1),
+        "copyto": lambda: np.copyto(out, x),
+    }
     if torch is not None:
         t = torch.from_numpy(x)
         tf = getattr(torch, name)
         for n in (1, 2):
-            torch.set_num_threads(n)
-            row[f"torch{n}"] = best_time(lambda: tf(t, -1))
+            cases[f"torch{n}"] = ((lambda n=n: torch.set_num_threads(n)), lambda: tf(t, -1))
+    row.update(best_times(cases))
     return row
 
 
