@@ -18,6 +18,7 @@ import array_api_compat.numpy as np_compat
 import numpy as np
 
 from ._namespace import NUMPY
+from ._native import kernels
 from ._softmax_generic import as_float
 from ._validation import numpy_compute_dtypes
 
@@ -91,18 +92,21 @@ def check_label_smoothing(label_smoothing):
     return value
 
 
-_NUMPY_KINDS = {"real floating": "f", "integral": "iu", "bool": "b"}
+# NumPy's dtype.kind characters of the kinds these checks ask about
+_NUMPY_KINDS = {"real floating": "f", "integral": "iu", "bool": "b",
+                ("real floating", "integral"): "fiu"}
 
 
 def _isdtype(xp, dtype, kinds):
     """``xp.isdtype`` with a fast path for NumPy dtypes (small calls are common)."""
     if isinstance(dtype, np.dtype):
-        kinds = (kinds,) if isinstance(kinds, str) else kinds
-        return any(dtype.kind in _NUMPY_KINDS[k] for k in kinds)
+        return dtype.kind in _NUMPY_KINDS[kinds]
     return xp.isdtype(dtype, kinds)
 
 
 def _shape(a):
+    if type(a) is np.ndarray:  # already a tuple of Python ints
+        return a.shape
     return tuple(int(d) for d in a.shape)
 
 
@@ -142,8 +146,8 @@ def check_class_indices(xp, target, n_classes, ignore_index):
     """
     if math.prod(_shape(target)) == 0:
         return False
-    if isinstance(target, np.ndarray):  # methods: a few microseconds less per call
-        lo, hi = int(target.min()), int(target.max())
+    if isinstance(target, np.ndarray):  # one compiled pass: microseconds less per call
+        lo, hi = kernels.index_range(np.ascontiguousarray(target, dtype=np.int64).reshape(-1))
     else:
         lo, hi = int(xp.min(target)), int(xp.max(target))
     if lo >= 0 and hi < n_classes:

@@ -118,6 +118,19 @@ cdef extern from *:
     SC_CE_COLUMN_KERNELS(double, d)
     SC_CE_FACTORS(float, f)
     SC_CE_FACTORS(double, d)
+    /* min and max of x[0:n], n >= 1 */
+    static inline void sc_ce_index_range(const int64_t *x, Py_ssize_t n,
+                                         int64_t *lo_out, int64_t *hi_out)
+    {
+        int64_t lo = x[0], hi = x[0];
+        _Pragma("omp simd reduction(min:lo) reduction(max:hi)")
+        for (Py_ssize_t i = 0; i < n; i++) {
+            lo = x[i] < lo ? x[i] : lo;
+            hi = x[i] > hi ? x[i] : hi;
+        }
+        *lo_out = lo;
+        *hi_out = hi;
+    }
     """
     void sc_ce_pick_f(float *xy, const float *col, const int32_t *yi, int32_t j,
                       Py_ssize_t n) noexcept nogil
@@ -129,6 +142,8 @@ cdef extern from *:
     void sc_ce_grad_col_d(double *col, const double *c, const double *b, double wj,
                           const double *d, const int32_t *yi, int32_t j,
                           Py_ssize_t n) noexcept nogil
+    void sc_ce_index_range(const int64_t *x, Py_ssize_t n, int64_t *lo,
+                           int64_t *hi) noexcept nogil
     void sc_ce_factors_f(const double *s, const double *ls, double *acc, const float *xy,
                          const float *m, const int32_t *yi, const double *w,
                          const double *sw, double keep, double eps_c, double w_sum,
@@ -455,3 +470,14 @@ def target_weight_sum(const int64_t[::1] target, const double[::1] weight,
                 total += ((1.0 if pw == NULL else pw[y])
                           * (1.0 if psw == NULL else psw[i]))
     return total
+
+
+
+def index_range(const int64_t[::1] target):
+    """``(min, max)`` of a non-empty int64 array in one vectorized pass (the
+    class-index check of the loss functions; two NumPy reductions cost twice
+    as much)."""
+    cdef int64_t lo, hi
+    with nogil:
+        sc_ce_index_range(&target[0], target.shape[0], &lo, &hi)
+    return lo, hi

@@ -461,3 +461,26 @@ def test_uint64_targets_never_wrap(xp):
     target = to_xp(xp, np.array([2**64 - 100, 1], dtype=np.uint64))
     with pytest.raises(ValueError, match=str(2**64 - 100)):
         nll_loss(to_xp(xp, np.zeros((2, 3))), target, reduction="none")
+
+
+@pytest.mark.parametrize("n", [1, 3, 4, 5, 255, 4097])
+def test_index_range_kernel(n):
+    """The one-pass min/max behind the class-index check, against NumPy."""
+    from softmax_core._native import kernels
+
+    rng = np.random.default_rng(n)
+    for target in (rng.integers(-(2**63), 2**63 - 1, n, dtype=np.int64, endpoint=True),
+                   rng.integers(0, 10, n)):
+        for i in range(min(n, 4)):  # the extremes at the start, the middle and the end
+            t = target.copy()
+            t[[0, n // 2, n - 1][i % 3]] = [2**63 - 1, -(2**63), 0, 5][i]
+            assert kernels.index_range(t) == (t.min(), t.max())
+
+
+def test_out_of_range_target_in_a_strided_view():
+    x = np.zeros((6, 3))
+    target = np.array([0, 9, 1, 2, 2, -5, 1, 0, 2, 1, 0, 2])[::2]  # 0 1 2 1 2 0 -> fine
+    cross_entropy(x, target)
+    bad = np.array([0, 9, 1, 2, 2, -5, 1, 0, 2, 1, 0, 2])[1::2]  # 9 2 -5 0 1 2
+    with pytest.raises(IndexError, match="target 9 .*3 classes"):
+        cross_entropy(x, bad)
