@@ -38,9 +38,9 @@ cdef extern from "simd_math.h" nogil:
     void sc_vsub2_d(const double *x, const double *a, const double *b, double *out, Py_ssize_t n)
     void sc_transpose_f(const float *src, float *dst, Py_ssize_t rows, Py_ssize_t cols)
     void sc_transpose_d(const double *src, double *dst, Py_ssize_t rows, Py_ssize_t cols)
-    void sc_log_inplace(double *s, Py_ssize_t n)
     void sc_transpose_in_f(const float *src, float *dst, Py_ssize_t rows, Py_ssize_t cols)
     void sc_transpose_in_d(const double *src, double *dst, Py_ssize_t rows, Py_ssize_t cols)
+    void sc_log_inplace(double *s, Py_ssize_t n)
     double sc_dot_f(const float *a, const float *b, Py_ssize_t n)
     double sc_dot_d(const double *a, const double *b, Py_ssize_t n)
     void sc_softmax_vjp_f(const float *g, const float *y, float c, float *out, Py_ssize_t n)
@@ -164,6 +164,16 @@ cdef inline void _transpose(const floating *src, floating *dst, Py_ssize_t rows,
         sc_transpose_d(src, dst, rows, cols)
 
 
+cdef inline void _transpose_in(const floating *src, floating *dst, Py_ssize_t rows,
+                               Py_ssize_t cols) noexcept nogil:
+    # the same transpose, in source order for a source read from memory (the
+    # AVX builds use one register-blocked transpose for both; see simd_math.h)
+    if floating is float:
+        sc_transpose_in_f(src, dst, rows, cols)
+    else:
+        sc_transpose_in_d(src, dst, rows, cols)
+
+
 cdef inline double _dot(const floating *a, const floating *b, Py_ssize_t n) noexcept nogil:
     if floating is float:
         return sc_dot_f(a, b, n)
@@ -216,11 +226,3 @@ def have_openmp():
     """Whether this kernel module was compiled with OpenMP."""
     return bool(SC_HAVE_OPENMP)
 
-
-cdef inline void _transpose_in(const floating *src, floating *dst, Py_ssize_t rows,
-                               Py_ssize_t cols) noexcept nogil:
-    # _transpose in source order, for a source read from memory
-    if floating is float:
-        sc_transpose_in_f(src, dst, rows, cols)
-    else:
-        sc_transpose_in_d(src, dst, rows, cols)
