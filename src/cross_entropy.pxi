@@ -391,6 +391,8 @@ def index_range(const int64_t[::1] target):
     class-index check of the loss functions; two NumPy reductions cost twice
     as much)."""
     cdef int64_t lo, hi
+    if target.shape[0] == 0:
+        raise ValueError("index_range needs a non-empty array")
     with nogil:
         sc_ce_index_range(&target[0], target.shape[0], &lo, &hi)
     return lo, hi
