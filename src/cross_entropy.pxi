@@ -309,14 +309,23 @@ def cross_entropy_rows(const floating[:, ::1] x, const int64_t[::1] target,
     cdef Py_ssize_t n_rows = x.shape[0], n = x.shape[1]
     cdef Py_ssize_t t, r0, rows_per_task, n_tasks, j
     cdef double *pws
-    cdef const floating *px = &x[0, 0]
-    cdef const int64_t *py = &target[0]
+    cdef const floating *px
+    cdef const int64_t *py
     cdef const double *psw = NULL
     cdef floating *pg = NULL
     cdef floating *pl = NULL
     cdef double total = 0.0
     cdef bint parallel = n_threads > 1
     cdef _CEParams p
+    _require(n_rows > 0 and n > 0 and target.shape[0] == n_rows
+             and (weight is None or weight.shape[0] == n)
+             and (sample_weight is None or sample_weight.shape[0] == n_rows)
+             and (grad is None or (grad.shape[0] == n_rows and grad.shape[1] == n))
+             and (losses is None or losses.shape[0] == n_rows),
+             "cross_entropy_rows needs non-empty (M, C) logits, M targets, and "
+             "weight (C,), sample_weight (M,), grad (M, C), losses (M,) or None")
+    px = &x[0, 0]
+    py = &target[0]
     p.w = NULL
     p.w_sum = n
     if weight is not None:
@@ -366,11 +375,14 @@ def target_weight_sum(const int64_t[::1] target, const double[::1] weight,
     the denominator of a "mean" cross-entropy (weight/sample_weight may be
     None for all ones).  Targets must already be checked."""
     cdef Py_ssize_t i, n_rows = target.shape[0]
-    cdef const int64_t *py = &target[0]
+    cdef const int64_t *py
     cdef const double *pw = NULL
     cdef const double *psw = NULL
     cdef double total = 0.0
     cdef int64_t y
+    _require(n_rows > 0 and (sample_weight is None or sample_weight.shape[0] == n_rows),
+             "target_weight_sum needs non-empty targets and sample_weight of their length")
+    py = &target[0]
     if weight is not None:
         pw = &weight[0]
     if sample_weight is not None:
@@ -391,8 +403,7 @@ def index_range(const int64_t[::1] target):
     class-index check of the loss functions; two NumPy reductions cost twice
     as much)."""
     cdef int64_t lo, hi
-    if target.shape[0] == 0:
-        raise ValueError("index_range needs a non-empty array")
+    _require(target.shape[0] > 0, "index_range needs a non-empty array")
     with nogil:
         sc_ce_index_range(&target[0], target.shape[0], &lo, &hi)
     return lo, hi

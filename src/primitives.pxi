@@ -60,6 +60,15 @@ cdef extern from "simd_math.h" nogil:
                                Py_ssize_t n)
 
 
+cdef inline int _require(bint ok, str what) except -1:
+    # Shape checks at the entry of every `def` kernel, before any pointer is
+    # taken: the Python layer validates first, so these only guard a direct
+    # call of the private kernel modules against out-of-bounds access.
+    if not ok:
+        raise ValueError(f"softmax_core kernel: {what}")
+    return 0
+
+
 cdef inline void _log_inplace(double *s, Py_ssize_t n) noexcept nogil:
     sc_log_inplace(s, n)
 

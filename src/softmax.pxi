@@ -153,6 +153,8 @@ def softmax_3d(x, out, bint use_log, int n_threads):
     `out` (same shape and dtype)."""
     # an explicit branch instead of a fused `def`: Cython's fused-signature
     # dispatch costs more than the whole kernel on a (256, 10) input
+    _require(x.ndim == 3 and x.size > 0 and out.shape == x.shape,
+             "x and out must be non-empty (outer, n, inner) arrays of one shape")
     if x.dtype == np.float32:
         _softmax_3d[float](x, out, use_log, n_threads)
     else:
@@ -258,9 +260,13 @@ def logsumexp_3d(const floating[:, :, ::1] x, floating[:, ::1] out,
     cdef Py_ssize_t outer = x.shape[0], n = x.shape[1], inner = x.shape[2]
     cdef Py_ssize_t t, n_tasks, o, j0, n_tiles, r0, rows_per_task
     cdef double *pws
-    cdef const floating *px = &x[0, 0, 0]
-    cdef floating *po = &out[0, 0]
+    cdef const floating *px
+    cdef floating *po
     cdef bint parallel = n_threads > 1
+    _require(outer * n * inner > 0 and out.shape[0] == outer and out.shape[1] == inner,
+             "x must be a non-empty (outer, n, inner) array and out (outer, inner)")
+    px = &x[0, 0, 0]
+    po = &out[0, 0]
     if inner == 1 and n < TRANSPOSE_BELOW:
         rows_per_task = BLOCK // n
         n_tasks = (outer + rows_per_task - 1) // rows_per_task

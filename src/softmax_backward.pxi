@@ -42,10 +42,16 @@ def softmax_backward_3d(const floating[:, :, ::1] g, const floating[:, :, ::1] y
     non-empty C-contiguous (outer, n, inner) arrays of one shape."""
     cdef Py_ssize_t outer = y.shape[0], n = y.shape[1], inner = y.shape[2]
     cdef Py_ssize_t t, n_tasks, o, j0, n_tiles, base
-    cdef const floating *pg = &g[0, 0, 0]
-    cdef const floating *py = &y[0, 0, 0]
-    cdef floating *po = &out[0, 0, 0]
+    cdef const floating *pg
+    cdef const floating *py
+    cdef floating *po
     cdef bint parallel = n_threads > 1
+    _require(outer * n * inner > 0
+             and all(g.shape[k] == y.shape[k] == out.shape[k] for k in range(3)),
+             "grad_output, output and out must be non-empty arrays of one shape")
+    pg = &g[0, 0, 0]
+    py = &y[0, 0, 0]
+    po = &out[0, 0, 0]
     if inner == 1:
         with nogil:
             for t in prange(outer, schedule="static", num_threads=n_threads,

@@ -48,3 +48,39 @@ def test_self_check_passes(capsys):
 
 def test_version():
     assert softmax_core.__version__
+
+
+def test_kernels_refuse_bad_shapes_when_called_directly():
+    """The private kernel modules check shapes before taking any pointer, so a
+    direct call with mismatched or empty arrays raises instead of reading or
+    writing out of bounds (the public functions validate earlier)."""
+    import numpy as np
+
+    from softmax_core._native import kernels as k
+
+    x = np.ones((4, 3, 1))
+    i64 = np.zeros(4, np.int64)
+    bad_calls = [
+        lambda: k.softmax_3d(x, np.empty((4, 2, 1)), False, 1),
+        lambda: k.softmax_3d(np.ones((4, 0, 1)), np.ones((4, 0, 1)), False, 1),
+        lambda: k.logsumexp_3d(x, np.empty((3, 1)), 1),
+        lambda: k.logsumexp_3d(np.ones((0, 3, 1)), np.empty((0, 1)), 1),
+        lambda: k.softmax_backward_3d(x, x, np.empty((4, 3, 2)), False, 1),
+        lambda: k.softmax_backward_3d(np.ones((4, 2, 1)), x, x.copy(), True, 1),
+        lambda: k.cross_entropy_rows(x[:, :, 0].copy(), i64[:3].copy(), None, None, 0.0,
+                                     -100, 1.0, None, None, 1),
+        lambda: k.cross_entropy_rows(x[:, :, 0].copy(), i64, np.ones(2), None, 0.0,
+                                     -100, 1.0, None, None, 1),
+        lambda: k.cross_entropy_rows(x[:, :, 0].copy(), i64, None, np.ones(5), 0.0,
+                                     -100, 1.0, None, None, 1),
+        lambda: k.cross_entropy_rows(x[:, :, 0].copy(), i64, None, None, 0.0,
+                                     -100, 1.0, np.empty((4, 2)), None, 1),
+        lambda: k.cross_entropy_rows(x[:, :, 0].copy(), i64, None, None, 0.0,
+                                     -100, 1.0, None, np.empty(3), 1),
+        lambda: k.target_weight_sum(np.zeros(0, np.int64), None, None, -100, 1),
+        lambda: k.target_weight_sum(i64, None, np.ones(3), -100, 1),
+        lambda: k.index_range(np.zeros(0, np.int64)),
+    ]
+    for call in bad_calls:
+        with pytest.raises(ValueError, match="softmax_core kernel"):
+            call()
