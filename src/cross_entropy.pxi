@@ -24,10 +24,10 @@
 # Each row is read once from memory: the gradient buffer receives exp(x - m)
 # (the softmax numerator) and is then rescaled and its target entry corrected
 # while it is in cache.  The layouts follow softmax.pxi (whose SHORT_ROW,
-# BLOCK and TRANSPOSE_BELOW are used here; setup.py includes it first):
+# BLOCK and `_transposed_block` are used here; setup.py includes it first):
 # * long rows (C > SHORT_ROW): one row per task (max; exp and sum; scale);
 # * short rows: a task takes a block of about BLOCK elements.  Rows shorter
-#   than TRANSPOSE_BELOW (e.g. 10 classes) are transposed into a local
+#   than 16 (e.g. 10 classes; float32 also 17..23) are transposed into a local
 #   (C, rows) buffer (read in source order, so the prefetcher follows the
 #   logits) and computed with column kernels, vectorized across rows: even
 #   the target logit is picked, and the target entry of the gradient
@@ -206,7 +206,7 @@ cdef double _ce_rows_transposed(const floating *px, floating *pg, floating *pl,
                                 const int64_t *py, const double *psw, Py_ssize_t r0,
                                 Py_ssize_t n_rows, Py_ssize_t n,
                                 const _CEParams *p, double *ws) noexcept nogil:
-    # rows r0 .. r0 + n_rows - 1 of length n < TRANSPOSE_BELOW, n_rows * n <=
+    # rows r0 .. r0 + n_rows - 1 of length n (`_transposed_block`), n_rows * n <=
     # BLOCK, computed in a local (n, n_rows) transposed copy with column
     # kernels that vectorize across rows: the target logits are picked and
     # the target entries of the gradient corrected column by column, and the
@@ -356,7 +356,7 @@ def cross_entropy_rows(const floating[:, ::1] x, const int64_t[::1] target,
             for t in prange(n_tasks, schedule="static", num_threads=n_threads,
                             use_threads_if=parallel):
                 r0 = t * rows_per_task
-                if n < TRANSPOSE_BELOW:
+                if _transposed_block(n, floating is float):
                     total += _ce_rows_transposed(px, pg, pl, py, psw, r0,
                                                  min(rows_per_task, n_rows - r0), n, &p,
                                                  pws + threadid() * CE_WORKSPACE)

@@ -17,7 +17,10 @@
 #   vectorize across rows; longer short rows write x - max row by row and
 #   run one flat vectorized exp over the whole block.  (Measured on AVX2 at
 #   n = 10: the transposed block is 1.8x faster than per-row loops, whose
-#   remainder handling dominates; from n = 16 on, the per-row loops win.)
+#   remainder handling dominates; from n = 16 on, the per-row loops win,
+#   except in float32 at 17..23, where two 8-wide vectors and a scalar tail
+#   per row are 1.3-1.7x slower than the transposed block: see
+#   `_transposed_block`.)
 # * inner > 1 (e.g. axis=-3 of (N, C, H, W)): tiles of TILE columns; the
 #   passes run across the contiguous inner axis, so they vectorize too.
 #
@@ -43,6 +46,12 @@ cdef enum:
     TILE = 256  # columns per tile when inner > 1
     TRANSPOSE_BELOW = 16  # short rows below this length use the transposed block
     WORKSPACE = 4 * BLOCK  # doubles of scratch per thread for the blocked paths
+
+
+cdef inline bint _transposed_block(Py_ssize_t n, bint single) noexcept nogil:
+    # whether short rows of length n (inner == 1) take the transposed block;
+    # `single` for float32 (8 lanes per AVX2 vector), see the design note
+    return n < TRANSPOSE_BELOW or (single and n < 24 and n % 8 != 0)
 
 
 cdef double *_workspace(int n_threads, Py_ssize_t per_thread=WORKSPACE) except NULL:
@@ -182,7 +191,7 @@ cdef void _softmax_3d(const floating[:, :, ::1] x, floating[:, :, ::1] out,
             for t in prange(n_tasks, schedule="static", num_threads=n_threads,
                             use_threads_if=parallel):
                 r0 = t * rows_per_task
-                if n < TRANSPOSE_BELOW:
+                if _transposed_block(n, floating is float):
                     _rows_transposed(px + r0 * n, po + r0 * n,
                                      min(rows_per_task, outer - r0), n, use_log,
                                      pws + threadid() * WORKSPACE)
@@ -253,6 +262,27 @@ cdef void _lse_transposed(const floating *x, floating *out, Py_ssize_t n_rows,
         out[r] = <floating>(s[r] + m[r])
 
 
+cdef void _lse_short(const floating *x, floating *out, Py_ssize_t n_rows,
+                     Py_ssize_t n, double *ws) noexcept nogil:
+    # logsumexp of n_rows short rows (n_rows * n <= BLOCK) like _rows_short:
+    # x - max row by row, one flat exp over the block, one vectorized log
+    cdef floating *buf = <floating *>ws
+    cdef double *s = ws + BLOCK
+    cdef floating *m = <floating *>(ws + 2 * BLOCK)
+    cdef Py_ssize_t r
+    for r in range(n_rows):
+        m[r] = _max(x + r * n, n)
+        if not isfinite(m[r]):
+            m[r] = 0
+        _sub2(x + r * n, m[r], 0, buf + r * n, n)
+    _exp_inplace(buf, n_rows * n)
+    for r in range(n_rows):
+        s[r] = _sum(buf + r * n, n)
+    _log_inplace(s, n_rows)
+    for r in range(n_rows):
+        out[r] = <floating>(s[r] + m[r])
+
+
 def logsumexp_3d(const floating[:, :, ::1] x, floating[:, ::1] out,
                  int n_threads):
     """logsumexp over axis 1 of a non-empty C-contiguous (outer, n, inner)
@@ -267,7 +297,7 @@ def logsumexp_3d(const floating[:, :, ::1] x, floating[:, ::1] out,
              "x must be a non-empty (outer, n, inner) array and out (outer, inner)")
     px = &x[0, 0, 0]
     po = &out[0, 0]
-    if inner == 1 and n < TRANSPOSE_BELOW:
+    if inner == 1 and n <= SHORT_ROW:
         rows_per_task = BLOCK // n
         n_tasks = (outer + rows_per_task - 1) // rows_per_task
         pws = _workspace(n_threads)
@@ -275,8 +305,12 @@ def logsumexp_3d(const floating[:, :, ::1] x, floating[:, ::1] out,
             for t in prange(n_tasks, schedule="static", num_threads=n_threads,
                             use_threads_if=parallel):
                 r0 = t * rows_per_task
-                _lse_transposed(px + r0 * n, po + r0, min(rows_per_task, outer - r0), n,
-                                pws + threadid() * WORKSPACE)
+                if _transposed_block(n, floating is float):
+                    _lse_transposed(px + r0 * n, po + r0, min(rows_per_task, outer - r0), n,
+                                    pws + threadid() * WORKSPACE)
+                else:
+                    _lse_short(px + r0 * n, po + r0, min(rows_per_task, outer - r0), n,
+                               pws + threadid() * WORKSPACE)
         free(pws)
     elif inner == 1:
         with nogil:

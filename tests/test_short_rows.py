@@ -1,11 +1,12 @@
 """Short rows on every compiled kernel target.
 
-Rows of fewer than 16 elements are moved through a transposed block; the
-x86-64-v3/v4 builds do that with SIMD register blocks (8x8 float, 4x4 double)
-and scalar edges, the baseline build with scalar loops.  Every row length from
-1 to 17 and row counts around the register-block and task-block edges are
-compared with float64 references (scipy, and a NumPy cross-entropy), on each
-target this CPU can run.
+Rows of fewer than 16 elements (float32: also 17..23) go through a transposed
+block; the x86-64-v3/v4 builds do that with SIMD register blocks (8x8 float,
+4x4 double) and scalar edges, the baseline build with scalar loops; the other
+rows up to 64 take per-row loops.  Every row length from 1 to 25 and row
+counts around the register-block and task-block edges are compared with
+float64 references (scipy, and a NumPy cross-entropy), on each target this
+CPU can run.
 """
 
 import importlib
@@ -34,7 +35,7 @@ def _data(n_rows, n, dtype, seed):
 
 @pytest.mark.parametrize("target", TARGETS)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("n", range(1, 18))
+@pytest.mark.parametrize("n", range(1, 26))
 def test_softmax_and_logsumexp(target, dtype, n):
     k = _kernels(target)
     for n_rows in N_ROWS:
@@ -73,7 +74,7 @@ def _cross_entropy_reference(x, y, weight, sw, smoothing, ignore_index):
 
 @pytest.mark.parametrize("target", TARGETS)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("n", range(1, 18))
+@pytest.mark.parametrize("n", range(1, 26))
 def test_fused_cross_entropy(target, dtype, n):
     k = _kernels(target)
     rng = np.random.default_rng(n)
@@ -96,3 +97,43 @@ def test_fused_cross_entropy(target, dtype, n):
             np.testing.assert_allclose(grad, grad_ref, **GRAD_TOL[dtype], err_msg=msg)
             np.testing.assert_allclose(total, loss_ref.sum(), rtol=1e-6 if dtype == np.float32
                                        else 1e-12, err_msg=msg)
+
+
+def _special_rows(n, dtype):
+    """Rows of length n with non-finite entries, next to ordinary rows."""
+    inf, nan = np.inf, np.nan
+    rows = [np.full(n, -inf), np.linspace(-3, 3, n)]
+    for value in (inf, nan, -inf):
+        row = np.linspace(-3, 3, n)
+        row[n // 2] = value
+        rows.append(row)
+    row = np.full(n, 1e30)
+    row[0] = -inf
+    rows.append(row)
+    return np.array(rows * 3, dtype=dtype)  # several of each, to fill a block
+
+
+@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n", [1, 2, 9, 16, 17, 20, 23, 24, 31, 33, 64, 65, 100])
+def test_non_finite_rows_on_every_path(target, dtype, n):
+    """-inf entries give 0 / -inf, +inf and NaN poison only their own row, an
+    all -inf row gives NaN (logsumexp: -inf), on every row path: scipy's
+    values, except that a +inf makes the whole log_softmax row NaN (torch's
+    rule, documented; scipy gives -inf and NaN there)."""
+    k = _kernels(target)
+    x = _special_rows(n, dtype)
+    ref = x.astype(np.float64)
+    with np.errstate(invalid="ignore", over="ignore"):
+        expected = {False: sp.softmax(ref, axis=1), True: sp.log_softmax(ref, axis=1)}
+        expected_lse = sp.logsumexp(ref, axis=1)
+    expected[True][np.isposinf(ref).any(axis=1)] = np.nan
+    for use_log in (False, True):
+        out = np.empty_like(x)
+        k.softmax_3d(x.reshape(*x.shape, 1), out.reshape(*x.shape, 1), use_log, 2)
+        np.testing.assert_allclose(out, expected[use_log], **TOL[dtype],
+                                   err_msg=f"{target} use_log={use_log}")
+    lse = np.empty((x.shape[0], 1), dtype)
+    k.logsumexp_3d(x.reshape(*x.shape, 1), lse, 2)
+    np.testing.assert_allclose(lse[:, 0], expected_lse.astype(dtype), **TOL[dtype],
+                               err_msg=f"{target} logsumexp")
