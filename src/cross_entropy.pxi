@@ -23,9 +23,11 @@
 #
 # Each row is read once from memory: the gradient buffer receives exp(x - m)
 # (the softmax numerator) and is then rescaled and its target entry corrected
-# while it is in cache.  The layouts follow softmax.pxi (whose SHORT_ROW,
-# BLOCK and `_transposed_block` are used here; setup.py includes it first):
-# * long rows (C > SHORT_ROW): one row per task (max; exp and sum; scale);
+# while it is in cache.  The layouts follow softmax.pxi (whose BLOCK,
+# `_blocked_rows` and `_transposed_block` are used here; setup.py includes it
+# first):
+# * long rows (C > 64, in float32 C > 128): one row per task (max; exp and
+#   sum; scale);
 # * short rows: a task takes a block of about BLOCK elements.  Rows shorter
 #   than 16 (e.g. 10 classes; float32 also 17..23) are transposed into a local
 #   (C, rows) buffer (read in source order, so the prefetcher follows the
@@ -34,13 +36,13 @@
 #   corrected, column by column with a select on each row's target class,
 #   and the per-row factors are one branch-free loop (`sc_ce_factors`);
 #   ignored rows are patched afterwards (the C loops are in
-#   cross_entropy_kernels.h).  Rows of 16..64 classes run per-row loops and
-#   one flat exp over the block.  In both, the logs of the row sums are one
-#   vectorized call per block (`_log_inplace`), not a scalar log per row,
-#   which would cost more than the rest of a 10-class row.  Their scratch
-#   arrays live in a per-thread heap workspace allocated before the parallel
-#   region (not on the stack), so the kernel also runs in threads with small
-#   stacks.
+#   cross_entropy_kernels.h).  The other short rows (up to 64 classes, 128
+#   in float32) run per-row loops and one flat exp over the block.  In both,
+#   the logs of the row sums are one vectorized call per block
+#   (`_log_inplace`), not a scalar log per row, which would cost more than
+#   the rest of a 10-class row.  Their scratch arrays live in a per-thread
+#   heap workspace allocated before the parallel region (not on the stack),
+#   so the kernel also runs in threads with small stacks.
 from libc.stdint cimport int32_t, int64_t
 from libc.string cimport memset
 
@@ -343,7 +345,7 @@ def cross_entropy_rows(const floating[:, ::1] x, const int64_t[::1] target,
         pg = &grad[0, 0]
     if losses is not None:
         pl = &losses[0]
-    if n > SHORT_ROW:
+    if not _blocked_rows(n, floating is float):
         with nogil:
             for t in prange(n_rows, schedule="static", num_threads=n_threads,
                             use_threads_if=parallel):

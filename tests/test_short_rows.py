@@ -3,10 +3,11 @@
 Rows of fewer than 16 elements (float32: also 17..23) go through a transposed
 block; the x86-64-v3/v4 builds do that with SIMD register blocks (8x8 float,
 4x4 double) and scalar edges, the baseline build with scalar loops; the other
-rows up to 64 take per-row loops.  Every row length from 1 to 25 and row
-counts around the register-block and task-block edges are compared with
-float64 references (scipy, and a NumPy cross-entropy), on each target this
-CPU can run.
+rows up to 64 (float32: 128) take blocks of rows with per-row loops, longer
+ones one row per task.  Every row length from 1 to 25, the lengths around 32,
+64 and 128, and row counts around the register-block and task-block edges are
+compared with float64 references (scipy, and a NumPy cross-entropy), on each
+target this CPU can run.
 """
 
 import importlib
@@ -35,7 +36,7 @@ def _data(n_rows, n, dtype, seed):
 
 @pytest.mark.parametrize("target", TARGETS)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("n", range(1, 26))
+@pytest.mark.parametrize("n", [*range(1, 26), 31, 33, 64, 65, 100, 128, 129])
 def test_softmax_and_logsumexp(target, dtype, n):
     k = _kernels(target)
     for n_rows in N_ROWS:
@@ -74,7 +75,7 @@ def _cross_entropy_reference(x, y, weight, sw, smoothing, ignore_index):
 
 @pytest.mark.parametrize("target", TARGETS)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("n", range(1, 26))
+@pytest.mark.parametrize("n", [*range(1, 26), 31, 33, 64, 65, 100, 128, 129])
 def test_fused_cross_entropy(target, dtype, n):
     k = _kernels(target)
     rng = np.random.default_rng(n)
@@ -115,7 +116,7 @@ def _special_rows(n, dtype):
 
 @pytest.mark.parametrize("target", TARGETS)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("n", [1, 2, 9, 16, 17, 20, 23, 24, 31, 33, 64, 65, 100])
+@pytest.mark.parametrize("n", [1, 2, 9, 16, 17, 20, 23, 24, 31, 33, 64, 65, 100, 128, 129])
 def test_non_finite_rows_on_every_path(target, dtype, n):
     """-inf entries give 0 / -inf, +inf and NaN poison only their own row, an
     all -inf row gives NaN (logsumexp: -inf), on every row path: scipy's
