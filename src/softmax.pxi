@@ -311,7 +311,9 @@ def logsumexp_3d(const floating[:, :, ::1] x, floating[:, ::1] out,
              "x must be a non-empty (outer, n, inner) array and out (outer, inner)")
     px = &x[0, 0, 0]
     po = &out[0, 0]
-    if inner == 1 and _blocked_rows(n, floating is float):
+    # float64 rows of 33..64 keep one row per task: blocked is 0-10% slower
+    # there (measured on AVX2), 1.1-1.5x faster at 16..32
+    if inner == 1 and _blocked_rows(n, floating is float) and (floating is float or n <= 32):
         rows_per_task = BLOCK // n
         n_tasks = (outer + rows_per_task - 1) // rows_per_task
         pws = _workspace(n_threads)
