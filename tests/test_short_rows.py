@@ -138,3 +138,29 @@ def test_non_finite_rows_on_every_path(target, dtype, n):
     k.logsumexp_3d(x.reshape(*x.shape, 1), lse, 2)
     np.testing.assert_allclose(lse[:, 0], expected_lse.astype(dtype), **TOL[dtype],
                                err_msg=f"{target} logsumexp")
+
+
+@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n", [1, 2, 3, 7, 8, 9, 10, 15, 16, 17, 33])
+def test_backward(target, dtype, n):
+    """Both VJPs against their float64 formulas (the float32 log_softmax VJP
+    of rows under 16 goes through transposed blocks)."""
+    k = _kernels(target)
+    for n_rows in N_ROWS:
+        x = _data(n_rows, n, np.float64, seed=n_rows + n)
+        g = _data(n_rows, n, np.float64, seed=n_rows + n + 1) / 5
+        for use_log in (False, True):
+            y = sp.log_softmax(x, axis=1) if use_log else sp.softmax(x, axis=1)
+            if use_log:
+                ref = g - np.exp(y) * g.sum(axis=1, keepdims=True)
+            else:
+                ref = y * (g - (g * y).sum(axis=1, keepdims=True))
+            yd, gd = y.astype(dtype), g.astype(dtype)
+            out = np.full_like(yd, np.nan)
+            k.softmax_backward_3d(gd.reshape(n_rows, n, 1), yd.reshape(n_rows, n, 1),
+                                  out.reshape(n_rows, n, 1), use_log, 2)
+            # y and g rounded to the dtype: a few ulp of |g| (up to ~4) absolute
+            np.testing.assert_allclose(out, ref, rtol=TOL[dtype]["rtol"],
+                                       atol=8 * np.finfo(dtype).eps * np.abs(g).max(),
+                                       err_msg=f"{target} use_log={use_log} rows={n_rows}")
