@@ -11,7 +11,7 @@ one of them.
 import math
 import time
 
-__all__ = ["best_time", "best_times"]
+__all__ = ["best_times"]
 
 
 def _calls_per_repeat(func, target):
@@ -53,7 +53,3 @@ def best_times(cases, rounds=15, repeat_seconds=0.015):
             best[name] = min(best[name], (time.perf_counter() - t0) / n)
     return best
 
-
-def best_time(func, rounds=15, repeat_seconds=0.015):
-    """Best per-call wall time of one function (``best_times`` of one case)."""
-    return best_times({"f": func}, rounds, repeat_seconds)["f"]

@@ -295,23 +295,15 @@ static inline void sc_block_transpose_d(const double *restrict src, Py_ssize_t l
         for (; r < rows; r++)                                              \
             for (c = 0; c < cols; c++)                                     \
                 dst[c * rows + r] = src[r * cols + c];                     \
-    }                                                                      \
-    static inline void sc_transpose_##SFX(const T *restrict src,           \
-                                          T *restrict dst,                 \
-                                          Py_ssize_t rows, Py_ssize_t cols)\
-    {                                                                      \
-        sc_transpose_blocked_##SFX(src, dst, rows, cols);                  \
-    }                                                                      \
-    static inline void sc_transpose_in_##SFX(const T *restrict src,        \
-                                             T *restrict dst,              \
-                                             Py_ssize_t rows,              \
-                                             Py_ssize_t cols)              \
-    {                                                                      \
-        sc_transpose_blocked_##SFX(src, dst, rows, cols);                  \
     }
 
 SC_DEFINE_BLOCKED_TRANSPOSE(float, f, 8)
 SC_DEFINE_BLOCKED_TRANSPOSE(double, d, 4)
+/* one register-blocked transpose serves both directions */
+#define sc_transpose_f sc_transpose_blocked_f
+#define sc_transpose_d sc_transpose_blocked_d
+#define sc_transpose_in_f sc_transpose_blocked_f
+#define sc_transpose_in_d sc_transpose_blocked_d
 #else
 #define sc_transpose_f sc_transpose_out_scalar_f
 #define sc_transpose_d sc_transpose_out_scalar_d
