@@ -18,6 +18,7 @@ zero the SGD updates keep ``w0 = -w1``, so warm starts rebuild
 """
 
 import copy
+import math
 import warnings
 from numbers import Integral, Real
 
@@ -40,10 +41,32 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
+from ._preconditioner import estimate_curvature, fit_preconditioner
 from ._sgd import SGDConfig, SGDState, normalize_weights, run_sgd
 from ._softmax import log_softmax, softmax
 
 __all__ = ["SoftmaxRegression"]
+
+
+# the derived step 1 / L(m) is a worst-case bound (the softmax Hessian reaches
+# its bound 1/2 only for two equally likely classes); this multiple of it was
+# chosen by measurement (benchmarks/bench_convergence.py, user guide)
+_AUTO_STEP_MULTIPLIER = 1.0
+
+# SGDClassifier's and MLPClassifier's names for what is spelled differently here
+_FOREIGN_PARAMETERS = {
+    "eta0": "the initial step size is learning_rate ('auto' or a float).",
+    "learning_rate_init": "the initial step size is learning_rate ('auto' or a float).",
+    "n_iter": "the number of epochs is max_iter.",
+    "penalty": "the penalty is set by alpha and l1_ratio (elastic net; l1_ratio=0 is L2).",
+    "loss": "the loss is always the multinomial cross-entropy (SGDClassifier's 'log_loss').",
+    "average": "averaged SGD is not offered (it measured worse than the default schedule).",
+}
+_SCHEDULE_NAMES = {"constant", "invscaling", "adaptive", "optimal"}
+
+# warnings point at the caller of fit / partial_fit: _warn_if_poor, _fit_unsafe,
+# _fit, fit, sklearn's _fit_context wrapper, caller
+_STACKLEVEL = 6
 
 
 def _float_dtypes(xp, device):
@@ -78,12 +101,14 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
     array-API inputs are trained and predicted in their own namespace and on
     their device (GPU included).
 
-    The defaults (``learning_rate=0.1``, ``batch_size=256``, no momentum)
-    are the classic recipe and converge on standardized features; put a
-    :class:`~sklearn.preprocessing.StandardScaler` in front of the model.
-    The default ``"adaptive"`` schedule keeps that step while the training
-    loss improves and divides it by 5 when it stalls, so training also
-    settles (rather than oscillates) when the step is too large for the data.
+    The defaults need no tuning and no scaling of the features: the
+    optimizer steps in standardized coordinates (`precondition`, which does
+    not change the objective or its optimum), derives its step size from the
+    curvature of the data (``learning_rate="auto"``), uses Nesterov momentum
+    0.9, divides the step by 10 when the training objective stops improving
+    and stops when a smaller step no longer helps.  An epoch whose objective
+    diverges is rolled back and retried with a smaller step.  The user guide
+    (:ref:`regression`) shows the measurements behind these choices.
 
     Parameters
     ----------
@@ -96,45 +121,67 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         after each update, which makes coefficients exactly zero.
     fit_intercept : bool, default=True
         Whether to learn one intercept per class.
-    batch_size : int, default=256
+    batch_size : int or "auto", default="auto"
         Number of samples per minibatch (the last batch of an epoch may be
-        smaller).
-    learning_rate : float, default=0.1
-        Initial step size.
+        smaller).  ``"auto"`` takes 256, or ``ceil(n_samples / 16)`` (at
+        least 32) when that is smaller, so that small data sets still get
+        about 16 steps per epoch.
+    learning_rate : float or "auto", default="auto"
+        Initial step size.  ``"auto"`` derives it from the data: ``1 / L(m)``,
+        the classic safe step of minibatch SGD for batches of ``m`` rows,
+        where ``L(m)`` bounds the curvature of the objective from the largest
+        eigenvalue of the (preconditioned) covariance of ``X`` (a few power
+        iterations on up to 4096 rows) and the largest row norm.  SGDClassifier's
+        ``eta0``.
     schedule : {"constant", "invscaling", "adaptive"}, default="adaptive"
         How the step size evolves:
 
         - ``"constant"``: ``learning_rate`` throughout;
         - ``"invscaling"``: ``learning_rate / (epoch + 1) ** power_t``, with
           ``epoch`` counting the epochs already run (0 for the first);
-        - ``"adaptive"``: ``learning_rate`` until ``n_iter_no_change``
-          consecutive epochs fail to improve the training loss (or the
-          validation score with `early_stopping`) by `tol`; then the step is
-          divided by 5.  Training stops once it would fall below 1e-6.
-          :meth:`partial_fit` keeps `learning_rate` constant under this
-          schedule (the losses of different chunks are not comparable).
+        - ``"adaptive"``: ``learning_rate`` until `n_iter_no_change`
+          consecutive epochs fail to improve the training objective by the
+          relative `tol`; then the step is divided by 10.  Training stops
+          when no epoch improved since the previous division (a smaller
+          step no longer changes anything measurable).
+          :meth:`partial_fit` keeps the step constant under this schedule
+          (the losses of different chunks are not comparable).
     power_t : float, default=0.5
         Exponent of the ``"invscaling"`` schedule.
-    momentum : float, default=0.0
+    momentum : float, default=0.9
         Momentum in ``[0, 1)``: the update is ``v = momentum * v - lr * grad``.
+        With sparse input and ``momentum=0`` (and no L1 penalty) each step
+        only touches the coefficients of the features present in the batch.
     nesterovs_momentum : bool, default=True
         Whether to use Nesterov's momentum (only used when ``momentum > 0``).
+    precondition : bool, default=True
+        Whether the steps are taken in standardized coordinates: dense
+        features centered (with an intercept) and divided by their standard
+        deviation, as a :class:`~sklearn.preprocessing.StandardScaler` would,
+        while `coef_` and the penalty stay those of the original features,
+        so the objective and its optimum are unchanged.  Sparse input is not
+        preconditioned.  ``False`` gives plain SGD on the features as given
+        (with ``momentum=0`` and a float `learning_rate`, the textbook
+        update).
     max_iter : int, default=1000
         Maximum number of epochs (passes over the training data) of
         :meth:`fit`.  :meth:`partial_fit` always runs one epoch.
     tol : float or None, default=1e-4
-        Stopping tolerance: training stops when the training loss (or the
-        validation score with `early_stopping`) has not improved by at least
-        `tol` for `n_iter_no_change` consecutive epochs.  ``None`` disables
-        the rule and always runs `max_iter` epochs.
+        Relative stopping tolerance: an epoch improves when it lowers the best
+        training objective so far (or, with `early_stopping`, the best
+        validation log loss) by more than ``tol * max(best, 1e-3)``.  See
+        `schedule` for what happens after `n_iter_no_change` epochs without
+        improvement.  ``None`` disables the rule and always runs `max_iter`
+        epochs.
     n_iter_no_change : int, default=5
-        Number of epochs without improvement tolerated before stopping (or
-        lowering the step with ``schedule="adaptive"``).
+        Number of epochs without improvement tolerated before the step is
+        lowered or training stops (also the patience of `early_stopping`).
     early_stopping : bool, default=False
         Whether to set aside a stratified `validation_fraction` of the training
-        data, stop when its accuracy stops improving, and keep the
-        coefficients of the epoch with the best validation accuracy.  Only used
-        by :meth:`fit`.
+        data, stop when its log loss has not improved for `n_iter_no_change`
+        epochs, and keep the coefficients of the epoch with the lowest
+        validation log loss.  The step size still follows the training
+        objective.  Only used by :meth:`fit`.
     validation_fraction : float, default=0.1
         Fraction of the training data set aside with `early_stopping`.
     shuffle : bool, default=True
@@ -148,7 +195,8 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         deterministic anyway.
     warm_start : bool, default=False
         Whether :meth:`fit` starts from the current coefficients instead of
-        zeros (the optimizer's momentum and schedule restart).
+        zeros (the optimizer's momentum and schedule restart).  The classes
+        of `y` must then be those of the previous fit (else ``ValueError``).
     class_weight : dict, "balanced" or None, default=None
         Weights ``{class_label: weight}`` multiplying the sample weights of
         each class.  ``"balanced"`` uses ``n_samples / (n_classes *
@@ -159,9 +207,11 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         label_smoothing)`` on the true class plus ``label_smoothing /
         n_classes`` on every class (as in :func:`torch.nn.functional.cross_entropy`).
     verbose : int, default=0
-        Per-epoch progress (epoch, loss, validation score, learning rate,
-        time): with 1, epochs 1 to 5, every 25th and the last one, plus
-        learning-rate changes; with 2 or more, every epoch.
+        Per-epoch progress (epoch, training objective, validation log loss
+        and accuracy, learning rate, elapsed time since the start of the
+        fit): with 1, epochs 1 to 5, every 10th, the last one and the epoch of
+        every step change, divergence retry or stop; with 2 or more, every
+        epoch.
 
     Attributes
     ----------
@@ -190,9 +240,17 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         Lowest value in `loss_curve_`; None with `early_stopping`.
     validation_scores_ : list of float or None
         Validation accuracy after each epoch with `early_stopping`, else None.
+    validation_loss_curve_ : list of float or None
+        Validation log loss after each epoch with `early_stopping` (the
+        stopping criterion), else None.
     best_validation_score_ : float or None
-        Best value in `validation_scores_` (its coefficients are the ones
-        kept) with `early_stopping`, else None.
+        Validation accuracy of the epoch whose coefficients are kept (the one
+        of lowest validation log loss) with `early_stopping`, else None.
+    learning_rate_ : float
+        The initial step size used (derived from the data with
+        ``learning_rate="auto"``).
+    batch_size_ : int
+        The batch size used.
 
     See Also
     --------
@@ -206,9 +264,13 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
     ``alpha / 4 * ||coef_||^2`` for the L2 part (half of the binary
     logistic-regression penalty with the same `alpha`).
 
-    If the loss becomes NaN or infinite (a learning rate too large for the
-    scale of the data), :meth:`fit` and :meth:`partial_fit` raise
-    ``ValueError`` and leave the estimator as it was before the call.
+    If an epoch's objective becomes NaN or infinite, rises clearly above that
+    of the all-zero model (``log(n_classes)``), or (in :meth:`fit`) loses
+    more than half the progress made, the epoch is undone and retried with a
+    step ten times smaller; after 6 such retries :meth:`fit` and
+    :meth:`partial_fit` raise ``ValueError`` and leave the estimator as it
+    was before the call.  A fit that ends no better than the all-zero model,
+    or reaches `max_iter`, warns with a ``ConvergenceWarning``.
 
     Examples
     --------
@@ -232,12 +294,13 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         "alpha": [Interval(Real, 0, None, closed="left")],
         "l1_ratio": [Interval(Real, 0, 1, closed="both")],
         "fit_intercept": ["boolean"],
-        "batch_size": [Interval(Integral, 1, None, closed="left")],
-        "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "batch_size": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
+        "learning_rate": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"})],
         "schedule": [StrOptions({"constant", "invscaling", "adaptive"})],
         "power_t": [Interval(Real, 0, None, closed="left")],
         "momentum": [Interval(Real, 0, 1, closed="left")],
         "nesterovs_momentum": ["boolean"],
+        "precondition": ["boolean"],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left"), None],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
@@ -251,18 +314,39 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         "verbose": ["verbose"],
     }
 
+    def __new__(cls, *args, **kwargs):
+        # Parameter names that users bring from SGDClassifier / MLPClassifier:
+        # say which parameter to use instead of Python's bare "unexpected keyword".
+        for name in kwargs:
+            if name in _FOREIGN_PARAMETERS:
+                raise TypeError(
+                    f"{cls.__name__} has no parameter {name!r}: {_FOREIGN_PARAMETERS[name]}"
+                )
+        return super().__new__(cls)
+
+    def _validate_params(self):
+        if isinstance(self.learning_rate, str) and self.learning_rate in _SCHEDULE_NAMES:
+            raise ValueError(
+                f"learning_rate={self.learning_rate!r} is a schedule name (as in "
+                f"SGDClassifier): use schedule={self.learning_rate!r} (one of 'constant', "
+                "'invscaling', 'adaptive') and learning_rate='auto' or a float step size "
+                "(SGDClassifier's eta0)."
+            )
+        super()._validate_params()
+
     def __init__(
         self,
         *,
         alpha=1e-4,
         l1_ratio=0.0,
         fit_intercept=True,
-        batch_size=256,
-        learning_rate=0.1,
+        batch_size="auto",
+        learning_rate="auto",
         schedule="adaptive",
         power_t=0.5,
-        momentum=0.0,
+        momentum=0.9,
         nesterovs_momentum=True,
+        precondition=True,
         max_iter=1000,
         tol=1e-4,
         n_iter_no_change=5,
@@ -284,6 +368,7 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         self.power_t = power_t
         self.momentum = momentum
         self.nesterovs_momentum = nesterovs_momentum
+        self.precondition = precondition
         self.max_iter = max_iter
         self.tol = tol
         self.n_iter_no_change = n_iter_no_change
@@ -427,7 +512,6 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         w = self._sample_weights(xp, device, X, sample_weight, classes_, y, y_idx)
 
         state = self._initial_state(xp, device, X, classes_, first_call, incremental)
-        cfg = self._config()
         if first_call or not hasattr(self, "_random_state"):
             self._random_state = check_random_state(self.random_state)
         rng = self._random_state
@@ -435,33 +519,83 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         validation = None
         if self.early_stopping and not incremental:
             X, y_idx, w, validation = self._validation_split(xp, device, X, y_idx, w, rng)
+        w = normalize_weights(xp, w)
+        continuing = incremental and not first_call and state.batch_size is not None
+        if not continuing:
+            state.batch_size = self._resolved_batch_size(X.shape[0])
+        cfg = self._config(state)
+        if not continuing:
+            self._prepare_optimizer(xp, state, cfg, X, w, rng)
+        cfg.learning_rate = state.initial_learning_rate
+        start_loss = math.log(n_classes)
         converged = run_sgd(
             xp,
             state,
             cfg,
             X,
             y_idx,
-            normalize_weights(xp, w),
+            w,
             max_epochs=1 if incremental else self.max_iter,
             rng=rng,
             validation=validation,
             can_stop=not incremental,
+            start_loss=start_loss,
         )
         self._store(xp, state, classes_, validation is not None)
-        if not incremental and not converged and self.tol is not None:
-            warnings.warn(
-                f"{type(self).__name__}: maximum number of epochs (max_iter={self.max_iter}) "
-                "reached before convergence; increase max_iter, or check the learning rate "
-                "and the scaling of the data.",
-                ConvergenceWarning,
-                stacklevel=3,
-            )
+        self._warn_if_poor(state, converged, start_loss, incremental)
         return self
 
-    def _config(self):
+    def _resolved_batch_size(self, n_samples):
+        """``batch_size``, or for "auto" 256 rows, fewer (down to 32) for ~16 steps per epoch."""
+        if self.batch_size != "auto":
+            return int(self.batch_size)
+        return int(min(256, max(32, math.ceil(n_samples / 16))))
+
+    def _prepare_optimizer(self, xp, state, cfg, X, w, rng):
+        """The preconditioner and the initial step, from the data of this fit."""
+        state.preconditioner = fit_preconditioner(xp, X, w, self.fit_intercept,
+                                                  self.precondition)
+        if self.learning_rate == "auto":
+            state.curvature = estimate_curvature(xp, X, w, state.preconditioner,
+                                                 cfg.alpha * (1 - cfg.l1_ratio),
+                                                 self.fit_intercept, rng)
+            state.step_multiplier = _AUTO_STEP_MULTIPLIER
+            rate = state.curvature.step(state.batch_size) * _AUTO_STEP_MULTIPLIER
+        else:
+            state.curvature = None
+            rate = float(self.learning_rate)
+        state.learning_rate = rate
+        state.initial_learning_rate = rate
+
+    def _warn_if_poor(self, state, converged, start_loss, incremental):
+        """Never return in silence a model no better than zeros, or one that stopped early."""
+        name = type(self).__name__
+        if state.retries:
+            self.n_divergence_retries_ = state.retries
+        final = state.loss_curve[-1] if state.loss_curve else math.inf
+        if not incremental and final >= start_loss * (1 - 1e-3):
+            warnings.warn(
+                f"{name}: the training objective ({final:.6g}) is no better than that of the "
+                f"all-zero model (log(n_classes) = {start_loss:.6g}). Scale the features "
+                "(sklearn.preprocessing.StandardScaler), keep precondition=True, or lower "
+                "learning_rate.",
+                ConvergenceWarning,
+                stacklevel=_STACKLEVEL,
+            )
+        elif not incremental and not converged and self.tol is not None:
+            warnings.warn(
+                f"{name}: maximum number of epochs (max_iter={self.max_iter}) reached before "
+                f"convergence (objective {final:.6g}); increase max_iter, or scale the "
+                "features (sklearn.preprocessing.StandardScaler) and keep the default "
+                "learning_rate='auto'.",
+                ConvergenceWarning,
+                stacklevel=_STACKLEVEL,
+            )
+
+    def _config(self, state):
         return SGDConfig(
-            batch_size=self.batch_size,
-            learning_rate=float(self.learning_rate),
+            batch_size=state.batch_size,
+            learning_rate=state.initial_learning_rate,
             schedule=self.schedule,
             power_t=float(self.power_t),
             momentum=float(self.momentum),
@@ -548,7 +682,12 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         if warm and not first_call:
             pass  # partial_fit: classes_ were checked by _encode_targets
         elif warm and not np.array_equal(_to_numpy(self.classes_), _to_numpy(classes_)):
-            warm = False  # warm_start on different classes: start from zeros
+            raise ValueError(
+                f"warm_start: the classes of y, {_to_numpy(classes_).tolist()!r}, do not match "
+                f"the classes of the current coefficients, {_to_numpy(self.classes_).tolist()!r}"
+                " (the provided coef_ does not match the data set); refit with "
+                "warm_start=False."
+            )
         # the optimizer owns (and may update in place) fresh arrays: W = coef.T
         if warm:
             coef = xp.astype(self._to_compute(xp, device, self.coef_), X.dtype)
@@ -571,9 +710,13 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
             state.vW = None if previous.vW is None else xp.asarray(previous.vW, copy=True)
             state.vb = None if previous.vb is None else xp.asarray(previous.vb, copy=True)
             state.W, state.b = W, intercept
-            state.learning_rate = float(self.learning_rate)
+            state.retries = 0
+            if self.learning_rate != "auto" and float(self.learning_rate) != \
+                    state.initial_learning_rate:
+                # set_params(learning_rate=...) between two partial_fit calls
+                state.learning_rate = state.initial_learning_rate = float(self.learning_rate)
             return state
-        return SGDState(W=W, b=intercept, learning_rate=float(self.learning_rate))
+        return SGDState(W=W, b=intercept)
 
     def _validation_split(self, xp, device, X, y_idx, w, rng):
         y_np = _convert_to_numpy(y_idx, xp) if xp is not np else y_idx
@@ -620,12 +763,18 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         self.n_iter_ = state.epochs
         self.t_ = state.t
         self.loss_curve_ = list(state.loss_curve)
+        self.learning_rate_ = state.initial_learning_rate
+        self.batch_size_ = state.batch_size
         if early_stopping:
             self.validation_scores_ = list(state.validation_scores)
-            self.best_validation_score_ = state.best_validation_score
+            self.validation_loss_curve_ = list(state.validation_losses)
+            self.best_validation_score_ = (state.best_validation_score
+                                           if math.isfinite(state.best_validation_score)
+                                           else None)
             self.best_loss_ = None
         else:
             self.validation_scores_ = None
+            self.validation_loss_curve_ = None
             self.best_validation_score_ = None
             self.best_loss_ = min(self.loss_curve_)
         self._optimizer = state

@@ -1,38 +1,30 @@
-"""Minibatch SGD for the multinomial (softmax) cross-entropy of a linear model.
+"""The epoch driver of minibatch SGD: schedules, stopping, divergence, early stopping, progress.
 
-Design: the optimizer works on ``W`` of shape (n_features, n_classes) (the
-transposed coefficients, so that both products and the update run on
-row-major arrays) and ``b`` of shape (n_classes,), in the namespace of ``X``
-(NumPy with scipy.sparse CSR, torch, CuPy, array_api_strict, ...).  One step
-on a batch ``Xb`` of ``m`` rows is
+Design: one epoch is a pass over ``X`` in shuffled blocks (``_sgd_steps.py``
+takes each step).  Shuffling never gathers rows per batch: ``X`` is permuted
+once per call to :func:`run_sgd` (one copy) and every epoch visits the
+contiguous blocks of that copy in a fresh random order, so each batch is a
+slice (a view for dense arrays) that stays in cache between the two products.
 
-* ``Z = Xb @ W + b`` (one BLAS product),
-* ``loss, G = cross_entropy_with_grad(Z, yb, reduction="sum", sample_weight=wb)``
-  (the fused kernel: softmax and its gradient in one pass),
-* ``grad_W = Xb.T @ G / m + l2 * W`` (the second BLAS product), ``grad_b = sum(G) / m``,
-* a (Nesterov) momentum step ``v = mu * v - lr * g`` and, for the elastic net,
-  the proximal soft-threshold ``W = sign(W) * max(|W| - lr * alpha * l1_ratio, 0)``.
+The epoch objective is the mean of the batch losses seen during the epoch
+plus the penalty (free: the kernel computes it anyway).  Around it:
 
-The step is written once against a small set of array operations: ``_ArrayOps``
-(functional array-API code, any namespace) and ``_NumpyOps`` (the same in
-place, with the products written into reused buffers), so NumPy allocates
-almost nothing per batch and every backend runs the same arithmetic.
-
-Sample weights are divided by their mean once, so a batch gradient
-``sum_i w_i g_i / m`` is an unbiased estimate of the gradient of the weighted
-mean loss ``sum_i w_i l_i / sum_i w_i``, whatever the scale of the weights.
-
-Shuffling never gathers rows per batch: ``X`` is permuted once per call to
-:func:`run_sgd` (one copy) and every epoch visits the contiguous blocks of that
-copy in a fresh random order, so each batch is a slice (a view for dense
-arrays) that stays in cache between the forward and the backward product.
-
-The epoch driver handles the learning-rate schedules (``"constant"``,
-``"invscaling"``: ``lr / (epoch + 1) ** power_t``, ``"adaptive"``: divide by 5
-after ``n_iter_no_change`` epochs without improvement, stop below 1e-6), the
-stopping rule of scikit-learn's SGD estimators (``n_iter_no_change`` epochs
-without an improvement of ``tol`` in the training loss, or in the validation
-accuracy with early stopping), per-epoch progress, and the divergence check.
+* Stopping measures relative progress: an epoch improves when it lowers the
+  best objective so far by more than ``tol * max(best, 1e-3)``.  After
+  ``n_iter_no_change`` epochs without improvement the ``"adaptive"`` schedule
+  divides the step by 10 -- unless no epoch improved since the previous
+  division, which means a smaller step changes nothing measurable: then the
+  fit has converged.  Other schedules stop at the first plateau.
+* Divergence is not "no improvement": an epoch whose objective is not finite
+  or (in ``fit``) rises clearly above the all-zero model's ``log(n_classes)``
+  or gives back more than half of the progress made so far is undone (the coefficients and
+  momentum of the last good epoch are restored, or those of the start of
+  the call if the retry diverges too) and retried with a step ten times
+  smaller.  After ``MAX_RETRIES`` such retries the fit raises.
+* Early stopping watches the validation log loss (not the accuracy, which
+  is flat on small validation sets) with the same relative rule and patience,
+  and keeps the coefficients of the best epoch.  It only decides when to
+  stop; the step follows the training objective as without early stopping.
 """
 
 import math
@@ -43,24 +35,36 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.utils._array_api import device as array_device
 
-from ._losses import cross_entropy_with_grad
-from ._native import kernels
-from ._threads import n_threads_for
+from ._losses import cross_entropy
+from ._preconditioner import Preconditioner
+from ._sgd_steps import (
+    ArrayOps,
+    LazyScale,
+    NumpyOps,
+    SparseBlocks,
+    batch_bounds,
+    batch_step,
+    lazy_eligible,
+    lazy_sparse_step,
+)
 
 __all__ = [
     "SGDConfig", "SGDState", "DivergenceError", "run_sgd", "penalty", "normalize_weights",
-    "weighted_accuracy",
+    "MAX_RETRIES", "STEP_DIVISOR",
 ]
 
-# an ignore_index that no encoded class index (0 <= y < C) can equal
-_NO_IGNORE = -100
-
-# the "adaptive" schedule stops once the learning rate falls below this
-MIN_ADAPTIVE_LEARNING_RATE = 1e-6
+# the "adaptive" schedule divides the step by this on a plateau
+STEP_DIVISOR = 10.0
+# and never goes below the initial step times this
+MIN_STEP_FRACTION = 1e-6
+# divergence: retries with a 10x smaller step before giving up
+MAX_RETRIES = 6
+# relative improvements are measured against max(best objective, this)
+_OBJECTIVE_FLOOR = 1e-3
 
 
 class DivergenceError(ValueError):
-    """The training loss became NaN or infinite."""
+    """The training loss diverged and could not be recovered with smaller steps."""
 
 
 @dataclass
@@ -78,7 +82,7 @@ class SGDConfig:
     fit_intercept: bool = True
     label_smoothing: float = 0.0
     tol: float | None = 1e-4
-    n_iter_no_change: int = 5
+    n_iter_no_change: int = 3
     shuffle: bool = True
     verbose: int = 0
 
@@ -91,14 +95,25 @@ class SGDState:
     b: object  # (n_classes,)
     vW: object = None  # momentum buffers, created on first use
     vb: object = None
-    learning_rate: float = 0.1  # current rate (the "adaptive" schedule lowers it)
+    learning_rate: float = 0.1  # current rate (before the divergence factor)
+    initial_learning_rate: float = 0.1  # the rate the fit started with
+    batch_size: int | None = None  # resolved on the first call
+    curvature: object = None  # Curvature, with learning_rate="auto"
+    step_multiplier: float = 1.0  # learning_rate="auto": the step is this times 1 / L(m)
+    step_factor: float = 1.0  # divergence retries divide it by 10
+    preconditioner: Preconditioner = field(default_factory=Preconditioner)
     epochs: int = 0  # epochs run by this optimizer (drives "invscaling")
     t: int = 0  # training samples seen
     no_improvement_count: int = 0
+    improved_since_change: bool = True
     best_loss: float = math.inf
+    best_validation_loss: float = math.inf
     best_validation_score: float = -math.inf
+    validation_no_improvement: int = 0
+    retries: int = 0
     loss_curve: list = field(default_factory=list)
     validation_scores: list = field(default_factory=list)
+    validation_losses: list = field(default_factory=list)
 
 
 def penalty(xp, W, alpha, l1_ratio):
@@ -113,177 +128,6 @@ def penalty(xp, W, alpha, l1_ratio):
     return value
 
 
-def _take_rows(xp, X, idx):
-    if sp.issparse(X):
-        return X[idx]
-    return xp.take(X, idx, axis=0)
-
-
-class _ArrayOps:
-    """Array arithmetic of one step for any namespace; every call returns a new array."""
-
-    def __init__(self, xp):
-        self.xp = xp
-
-    def forward(self, Xb, W, b):
-        Z = Xb @ W
-        return Z if b is None else Z + b
-
-    def backward(self, Xb, G):
-        return Xb.T @ G
-
-    def column_sums(self, G):
-        return self.xp.sum(G, axis=0)
-
-    def loss_and_grad(self, Z, yb, wb, label_smoothing, grad_scale):
-        """Summed (weighted) cross-entropy of a batch and ``grad_scale`` times its gradient."""
-        loss, G = cross_entropy_with_grad(Z, yb, reduction="sum", sample_weight=wb,
-                                          label_smoothing=label_smoothing)
-        return loss, G * grad_scale
-
-    def scale(self, a, c):
-        return a * c
-
-    def axpy(self, c, x, y):
-        """``y + c * x``."""
-        return y + c * x
-
-    def copy(self, a):
-        return self.xp.asarray(a, copy=True)
-
-
-class _NumpyOps(_ArrayOps):
-    """The same for NumPy, in place: products go into reused buffers and ``scale``
-    and ``axpy`` overwrite their array argument (a scratch array or a parameter
-    that the optimizer owns), so a step allocates almost nothing."""
-
-    def __init__(self):
-        super().__init__(np)
-        self._buffers = {}
-
-    def _buffer(self, name, shape, dtype):
-        buf = self._buffers.get(name)
-        if buf is None or buf.shape[1:] != shape[1:] or buf.shape[0] < shape[0] \
-                or buf.dtype != dtype:
-            buf = self._buffers[name] = np.empty(shape, dtype=dtype)
-        return buf[: shape[0]]
-
-    def forward(self, Xb, W, b):
-        if sp.issparse(Xb):
-            Z = np.asarray(Xb @ W)
-        else:
-            Z = np.matmul(Xb, W, out=self._buffer("Z", (Xb.shape[0], W.shape[1]), W.dtype))
-        if b is not None:
-            Z += b
-        return Z
-
-    def backward(self, Xb, G):
-        if sp.issparse(Xb):
-            return np.asarray(Xb.T @ G)
-        # the buffer is consumed by the update before the next batch
-        return np.matmul(Xb.T, G, out=self._buffer("grad", (Xb.shape[1], G.shape[1]), G.dtype))
-
-    def loss_and_grad(self, Z, yb, wb, label_smoothing, grad_scale):
-        # The fused kernel, called directly: the targets are class indices that
-        # the estimator encoded itself (always in [0, C)), so the public
-        # function's per-call validation (~40 us on a 256 x 10 batch) is skipped,
-        # the gradient goes into a reused buffer and is scaled while written.
-        G = self._buffer("G", Z.shape, Z.dtype)
-        if wb is not None:
-            wb = np.ascontiguousarray(wb, dtype=np.float64)
-        loss = kernels.cross_entropy_rows(
-            Z, yb, None, wb, label_smoothing, _NO_IGNORE, grad_scale, G, None,
-            n_threads_for(Z.size))
-        return loss, G
-
-    def column_sums(self, G):
-        # a BLAS product: several times faster than np.sum(G, axis=0) for a (256, 10) G
-        return np.ones(G.shape[0], dtype=G.dtype) @ G
-
-    def scale(self, a, c):
-        a *= c
-        return a
-
-    def axpy(self, c, x, y):
-        y += c * x
-        return y
-
-    def copy(self, a):
-        return a.copy()
-
-
-def _momentum_step(ops, param, velocity, grad, lr, mu, nesterov):
-    """SGD step (scikit-learn's MLP formulation); ``grad`` may be overwritten."""
-    if mu == 0:
-        return ops.axpy(-lr, grad, param), None
-    if velocity is None:
-        velocity = ops.scale(ops.copy(grad), -lr)
-    else:
-        velocity = ops.axpy(-lr, grad, ops.scale(velocity, mu))
-    if nesterov:  # param + mu * v - lr * g
-        return ops.axpy(-lr, grad, ops.axpy(mu, velocity, param)), velocity
-    return ops.axpy(1.0, velocity, param), velocity
-
-
-def _soft_threshold(xp, W, threshold):
-    shrunk = xp.abs(W) - threshold
-    return xp.where(shrunk > 0, xp.sign(W) * shrunk, xp.zeros_like(W))
-
-
-def _batch_step(ops, state, cfg, Xb, yb, wb, lr):
-    """One SGD step on a batch; returns the batch's summed (weighted) loss."""
-    Z = ops.forward(Xb, state.W, state.b if cfg.fit_intercept else None)
-    loss, G = ops.loss_and_grad(Z, yb, wb, cfg.label_smoothing, 1.0 / Xb.shape[0])
-    grad_W = ops.backward(Xb, G)
-    l2 = cfg.alpha * (1.0 - cfg.l1_ratio)
-    if l2 > 0:
-        grad_W = ops.axpy(l2, state.W, grad_W)
-    mu, nesterov = cfg.momentum, cfg.nesterovs_momentum
-    state.W, state.vW = _momentum_step(ops, state.W, state.vW, grad_W, lr, mu, nesterov)
-    if cfg.fit_intercept:
-        grad_b = ops.column_sums(G)
-        state.b, state.vb = _momentum_step(ops, state.b, state.vb, grad_b, lr, mu, nesterov)
-    l1 = cfg.alpha * cfg.l1_ratio
-    if l1 > 0:
-        state.W = _soft_threshold(ops.xp, state.W, lr * l1)
-    return loss
-
-
-def _epoch_learning_rate(state, cfg):
-    if cfg.schedule == "invscaling":
-        return cfg.learning_rate / (state.epochs + 1) ** cfg.power_t
-    return state.learning_rate
-
-
-def _run_epoch(ops, state, cfg, X, y, w, rng):
-    """One pass over ``(X, y, w)`` in shuffled block order; returns the mean loss."""
-    n = X.shape[0]
-    bs = cfg.batch_size
-    starts = np.arange(0, n, bs)
-    if cfg.shuffle:
-        starts = rng.permutation(starts)
-    lr = _epoch_learning_rate(state, cfg)
-    total = 0.0
-    for start in starts.tolist():
-        stop = min(start + bs, n)
-        wb = None if w is None else w[start:stop]
-        Xb = X[start:stop] if sp.issparse(X) else X[start:stop, ...]
-        total = total + _batch_step(ops, state, cfg, Xb, y[start:stop], wb, lr)
-    state.epochs += 1
-    state.t += n
-    # the weights were normalised to mean 1, so the weighted mean divides by n
-    return float(total) / n + penalty(ops.xp, state.W, cfg.alpha, cfg.l1_ratio)
-
-
-def weighted_accuracy(xp, X, y, w, W, b):
-    """Accuracy (weighted by ``w`` when given) of ``argmax(X @ W + b)`` on ``(X, y)``."""
-    Z = X @ W + b
-    correct = xp.astype(xp.argmax(Z, axis=1) == y, W.dtype)
-    if w is None:
-        return float(xp.mean(correct))
-    return float(xp.sum(correct * w) / xp.sum(w))
-
-
 def normalize_weights(xp, w):
     """``w / mean(w)``, or ``None`` when every weight is equal (the unweighted case)."""
     if w is None:
@@ -294,44 +138,145 @@ def normalize_weights(xp, w):
     return w / mean
 
 
-def _diverged(loss, lr):
+def _take_rows(xp, X, idx):
+    if sp.issparse(X):
+        return X[idx]
+    return xp.take(X, idx, axis=0)
+
+
+def _epoch_learning_rate(state, cfg):
+    if cfg.schedule == "invscaling":
+        rate = cfg.learning_rate / (state.epochs + 1) ** cfg.power_t
+    else:
+        rate = state.learning_rate
+    return rate * state.step_factor
+
+
+def _run_epoch(ops, state, cfg, X, y, w, rng, blocks):
+    """One pass over ``(X, y, w)`` in shuffled block order; returns the epoch objective."""
+    n = X.shape[0]
+    bs = state.batch_size or cfg.batch_size
+    bounds = batch_bounds(n, bs)
+    if cfg.shuffle:
+        bounds = [bounds[i] for i in rng.permutation(len(bounds)).tolist()]
+    lr = _epoch_learning_rate(state, cfg)
+    pre = state.preconditioner
+    total = 0.0
+    lazy = LazyScale() if blocks is not None else None
+    for start, stop in bounds:
+        wb = None if w is None else w[start:stop]
+        if blocks is not None:
+            total += lazy_sparse_step(ops, state, cfg, lazy, blocks.block(start),
+                                      y[start:stop], wb, lr)
+            continue
+        Xb = X[start:stop] if sp.issparse(X) else X[start:stop, ...]
+        total = total + batch_step(ops, state, cfg, pre, Xb, y[start:stop], wb, lr)
+    if lazy is not None:
+        lazy.fold(state)
+    state.epochs += 1
+    state.t += n
+    # the weights were normalised to mean 1, so the weighted mean divides by n
+    return float(total) / n + penalty(ops.xp, state.W, cfg.alpha, cfg.l1_ratio)
+
+
+def _validation_metrics(xp, X, y, w, W, b, label_smoothing):
+    """(log loss, accuracy) of the model on the validation set, weighted by ``w``."""
+    Z = X @ W + b
+    if xp is np:
+        Z = np.ascontiguousarray(Z)
+    losses = cross_entropy(Z, y, reduction="none", label_smoothing=label_smoothing)
+    correct = xp.astype(xp.argmax(Z, axis=1) == y, Z.dtype)
+    if w is None:
+        return float(xp.mean(losses)), float(xp.mean(correct))
+    total = xp.sum(w)
+    return float(xp.sum(losses * w) / total), float(xp.sum(correct * w) / total)
+
+
+def _diverged_error(loss, lr):
     return DivergenceError(
-        f"The training loss diverged (loss={loss}, or non-finite coefficients) with "
-        f"learning_rate={lr:g}: use a smaller "
-        "learning_rate, or scale the data (e.g. with sklearn.preprocessing.StandardScaler). "
-        "The previously fitted coefficients were left unchanged."
+        f"The training loss diverged (loss={loss:.6g}, or non-finite coefficients) and did not "
+        f"recover after {MAX_RETRIES} retries with smaller steps (down to "
+        f"learning_rate={lr:g}): use a smaller learning_rate, or scale the data (e.g. with "
+        "sklearn.preprocessing.StandardScaler). The previously fitted coefficients were left "
+        "unchanged."
     )
 
 
-def _update_no_improvement(state, cfg, loss, score):
-    """Record the epoch; return True when ``n_iter_no_change`` epochs did not improve."""
-    if score is not None:
-        improved = cfg.tol is not None and score >= state.best_validation_score + cfg.tol
-        state.best_validation_score = max(state.best_validation_score, score)
-    else:
-        improved = cfg.tol is not None and loss <= state.best_loss - cfg.tol
-    state.best_loss = min(state.best_loss, loss)
-    if cfg.tol is None:
-        return False
-    state.no_improvement_count = 0 if improved else state.no_improvement_count + 1
-    return state.no_improvement_count >= cfg.n_iter_no_change
+def _is_divergent(loss, state, start_loss, can_stop):
+    """Non-finite; in `fit` also clearly worse than zeros, or much of the progress lost.
 
-
-def _should_report(verbose, epoch, max_epochs):
-    """verbose=1: epochs 1-5, every 25th and the last; verbose>=2: every epoch."""
-    if verbose >= 2:
+    The margins (a tenth of ``log(n_classes)``) keep the noise of an epoch's
+    running mean on a hard problem, whose optimum is close to the all-zero
+    model, from being taken for divergence.  ``partial_fit`` only checks
+    finiteness: a chunk may legitimately score worse than zeros on a model
+    trained on other chunks (non-stationary streams, sorted data).
+    """
+    if not math.isfinite(loss):
         return True
-    return bool(verbose) and (epoch <= 5 or epoch % 25 == 0 or epoch == max_epochs)
+    if not can_stop:
+        return False
+    margin = 0.1 * start_loss
+    if loss > start_loss + margin:
+        return True
+    if math.isfinite(state.best_loss):
+        return loss > state.best_loss + max(0.5 * (start_loss - state.best_loss), margin)
+    return False
 
 
-def _report(epoch, max_epochs, loss, score, lr, seconds):
-    text = f"Epoch {epoch}/{max_epochs}: loss={loss:.6f}"
-    if score is not None:
-        text += f", validation score={score:.4f}"
-    print(text + f", learning rate={lr:.3g}, time={seconds:.3f}s", flush=True)
+def _improves(loss, best, tol):
+    return loss < best - tol * max(abs(best), _OBJECTIVE_FLOOR) if math.isfinite(best) \
+        else math.isfinite(loss)
 
 
-def run_sgd(xp, state, cfg, X, y, w, *, max_epochs, rng, validation=None, can_stop=True):
+class _Snapshot:
+    """The parameters and momentum of the last good epoch (for the divergence rollback)."""
+
+    def __init__(self, ops, state):
+        self.W, self.b = ops.copy(state.W), ops.copy(state.b)
+        self.vW = None if state.vW is None else ops.copy(state.vW)
+        self.vb = None if state.vb is None else ops.copy(state.vb)
+        self.epochs, self.t = state.epochs, state.t
+
+    def restore(self, ops, state):
+        state.W, state.b = ops.copy(self.W), ops.copy(self.b)
+        state.vW = None if self.vW is None else ops.copy(self.vW)
+        state.vb = None if self.vb is None else ops.copy(self.vb)
+        state.epochs, state.t = self.epochs, self.t
+
+
+class _Progress:
+    """Verbose output: epochs, step changes and the end, with real elapsed time."""
+
+    def __init__(self, verbose, max_epochs):
+        self.verbose, self.max_epochs = verbose, max_epochs
+        self.start = time.perf_counter()
+
+    def elapsed(self):
+        return time.perf_counter() - self.start
+
+    def wants(self, epoch):
+        """verbose=1: epochs 1-5, every 10th and the last; verbose>=2: every epoch."""
+        if self.verbose >= 2:
+            return True
+        return bool(self.verbose) and (epoch <= 5 or epoch % 10 == 0
+                                       or epoch == self.max_epochs)
+
+    def epoch(self, epoch, loss, validation, lr, force=False):
+        if not (self.wants(epoch) or (force and self.verbose)):
+            return
+        text = f"Epoch {epoch}/{self.max_epochs}: objective={loss:.6f}"
+        if validation is not None:
+            text += (f", validation log loss={validation[0]:.6f}, "
+                     f"validation accuracy={validation[1]:.4f}")
+        print(text + f", learning rate={lr:.4g}, elapsed={self.elapsed():.4f}s", flush=True)
+
+    def say(self, text):
+        if self.verbose:
+            print(text, flush=True)
+
+
+def run_sgd(xp, state, cfg, X, y, w, *, max_epochs, rng, validation=None, can_stop=True,
+            start_loss):
     """Train ``state`` in place for up to ``max_epochs`` epochs.
 
     Parameters
@@ -339,9 +284,7 @@ def run_sgd(xp, state, cfg, X, y, w, *, max_epochs, rng, validation=None, can_st
     xp : namespace
         Namespace of ``X`` (NumPy for NumPy arrays and scipy.sparse CSR).
     state : SGDState
-        Parameters and optimizer state; updated in place.  On error the
-        caller's previous parameters are untouched because every update makes
-        new arrays.
+        Parameters and optimizer state; updated in place.
     cfg : SGDConfig
     X : array of shape (n_samples, n_features)
     y : integer array of shape (n_samples,)
@@ -349,13 +292,16 @@ def run_sgd(xp, state, cfg, X, y, w, *, max_epochs, rng, validation=None, can_st
     w : array of shape (n_samples,) or None
         Sample weights already divided by their mean (see `normalize_weights`).
     max_epochs : int
+        Epochs to run at most (rolled-back epochs do not count).
     rng : numpy.random.RandomState
     validation : tuple (X_val, y_val, w_val) or None
-        With early stopping: stop on the validation accuracy and end with the
+        With early stopping: stop on the validation log loss and end with the
         parameters of the best epoch.
     can_stop : bool
         False for ``partial_fit``: no stopping, and the ``"adaptive"`` schedule
         keeps its step (losses of different chunks are not comparable).
+    start_loss : float
+        Objective of the all-zero model, ``log(n_classes)``: the divergence line.
 
     Returns
     -------
@@ -363,13 +309,15 @@ def run_sgd(xp, state, cfg, X, y, w, *, max_epochs, rng, validation=None, can_st
         Whether the stopping rule ended training before ``max_epochs``.
     """
     if xp is np:
-        # overflow is reported as a DivergenceError, not as RuntimeWarnings
-        with np.errstate(over="ignore", invalid="ignore"):
-            return _run_epochs(xp, state, cfg, X, y, w, max_epochs, rng, validation, can_stop)
-    return _run_epochs(xp, state, cfg, X, y, w, max_epochs, rng, validation, can_stop)
+        # overflow is handled as divergence, not reported as RuntimeWarnings
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            return _run_epochs(xp, state, cfg, X, y, w, max_epochs, rng, validation,
+                               can_stop, start_loss)
+    return _run_epochs(xp, state, cfg, X, y, w, max_epochs, rng, validation, can_stop,
+                       start_loss)
 
 
-def _run_epochs(xp, state, cfg, X, y, w, max_epochs, rng, validation, can_stop):
+def _run_epochs(xp, state, cfg, X, y, w, max_epochs, rng, validation, can_stop, start_loss):
     n = X.shape[0]
     if cfg.shuffle and n > cfg.batch_size:
         perm = rng.permutation(n)
@@ -377,41 +325,104 @@ def _run_epochs(xp, state, cfg, X, y, w, max_epochs, rng, validation, can_stop):
             perm = xp.asarray(perm, device=array_device(y))
         X, y = _take_rows(xp, X, perm), xp.take(y, perm, axis=0)
         w = None if w is None else xp.take(w, perm, axis=0)
-    ops = _NumpyOps() if xp is np else _ArrayOps(xp)
+    ops = NumpyOps() if xp is np else ArrayOps(xp)
+    blocks = SparseBlocks(X, cfg.batch_size) if lazy_eligible(xp, X, cfg,
+                                                              state.preconditioner) else None
+    progress = _Progress(cfg.verbose, max_epochs)
+    first_epoch = state.epochs
+    initial_rate = state.initial_learning_rate
+    snapshot = initial = _Snapshot(ops, state)
+    initial_curve, initial_best, failed_in_a_row = len(state.loss_curve), state.best_loss, 0
     best = None
-    for epoch in range(1, max_epochs + 1):
-        tic = time.perf_counter()
+    while state.epochs - first_epoch < max_epochs:
+        epoch = state.epochs - first_epoch + 1
         lr = _epoch_learning_rate(state, cfg)
-        loss = _run_epoch(ops, state, cfg, X, y, w, rng)
-        if not (math.isfinite(loss) and _all_finite(xp, state)):
-            raise _diverged(loss, lr)
-        score = None
-        if validation is not None:
-            score = weighted_accuracy(xp, *validation, state.W, state.b)
-            state.validation_scores.append(score)
-            if score > state.best_validation_score:
-                best = (ops.copy(state.W), ops.copy(state.b))
+        loss = _run_epoch(ops, state, cfg, X, y, w, rng, blocks)
+        if _is_divergent(loss, state, start_loss, can_stop) or not _all_finite(xp, state):
+            if state.retries >= MAX_RETRIES:
+                raise _diverged_error(loss, lr)
+            # first back to the last good epoch; if that diverges again (its
+            # running-mean objective hid a bad end point), back to the start
+            again = failed_in_a_row > 0
+            (initial if again else snapshot).restore(ops, state)
+            if again:
+                del state.loss_curve[initial_curve:]
+                state.best_loss = initial_best
+                snapshot = initial
+            failed_in_a_row += 1
+            state.retries += 1
+            state.step_factor /= 10.0
+            progress.say(
+                f"Epoch {epoch}: objective {loss:.6g} diverged (all-zero model: "
+                f"{start_loss:.6g}); rolled back to "
+                f"{'the start of this fit' if again else 'the last good epoch'}, learning "
+                f"rate lowered to {_epoch_learning_rate(state, cfg):.4g}")
+            continue
+        failed_in_a_row = 0
+        snapshot = _Snapshot(ops, state)
         state.loss_curve.append(loss)
-        if _should_report(cfg.verbose, epoch, max_epochs):
-            _report(epoch, max_epochs, loss, score, lr, time.perf_counter() - tic)
-        if not _update_no_improvement(state, cfg, loss, score) or not can_stop:
+        metrics = None
+        if validation is not None:
+            metrics = _validation_metrics(xp, *validation, state.W, state.b,
+                                          cfg.label_smoothing)
+            state.validation_losses.append(metrics[0])
+            state.validation_scores.append(metrics[1])
+        progress.epoch(epoch, loss, metrics, lr)
+        if cfg.tol is None or not can_stop:
+            state.best_loss = min(state.best_loss, loss)
             continue
-        if cfg.schedule == "adaptive" and state.learning_rate / 5 >= MIN_ADAPTIVE_LEARNING_RATE:
-            state.learning_rate /= 5
+        if metrics is not None:
+            if _improves(metrics[0], state.best_validation_loss, cfg.tol):
+                state.validation_no_improvement = 0
+            else:
+                state.validation_no_improvement += 1
+            if metrics[0] < state.best_validation_loss:
+                state.best_validation_loss = metrics[0]
+                state.best_validation_score = metrics[1]
+                best = (ops.copy(state.W), ops.copy(state.b))
+        if _improves(loss, state.best_loss, cfg.tol):
             state.no_improvement_count = 0
-            if cfg.verbose:
-                print(f"Learning rate lowered to {state.learning_rate:.3g}", flush=True)
+            state.improved_since_change = True
+        else:
+            state.no_improvement_count += 1
+        state.best_loss = min(state.best_loss, loss)
+        stop_reason = None
+        if metrics is not None and state.validation_no_improvement >= cfg.n_iter_no_change:
+            stop_reason = (f"the validation log loss did not improve by tol={cfg.tol:g} "
+                           f"(relative) in {cfg.n_iter_no_change} epochs")
+        elif state.no_improvement_count >= cfg.n_iter_no_change:
+            change = _reduce_noise(state, cfg, initial_rate) \
+                if cfg.schedule == "adaptive" and state.improved_since_change else None
+            if change is not None:
+                state.no_improvement_count = 0
+                state.improved_since_change = False
+                progress.epoch(epoch, loss, metrics, lr, force=True)
+                progress.say(f"Epoch {epoch}: no relative improvement above tol={cfg.tol:g} "
+                             f"in {cfg.n_iter_no_change} epochs; {change}")
+                continue
+            stop_reason = (f"the objective did not improve by tol={cfg.tol:g} (relative) in "
+                           f"{cfg.n_iter_no_change} epochs"
+                           + (" after the last step reduction" if cfg.schedule == "adaptive"
+                              else ""))
+        if stop_reason is None:
             continue
-        if cfg.verbose:
-            if not _should_report(cfg.verbose, epoch, max_epochs):
-                _report(epoch, max_epochs, loss, score, lr, time.perf_counter() - tic)
-            print(f"Converged after {epoch} epochs", flush=True)
+        progress.epoch(epoch, loss, metrics, lr, force=True)
         if best is not None:
             state.W, state.b = best
+        progress.say(f"Converged after {epoch} epochs ({progress.elapsed():.3f}s): "
+                     f"{stop_reason}")
         return True
     if best is not None:
         state.W, state.b = best
     return False
+
+
+def _reduce_noise(state, cfg, initial_rate):
+    """The next, smaller step of the "adaptive" schedule, described; None when none is left."""
+    if state.learning_rate / STEP_DIVISOR < initial_rate * MIN_STEP_FRACTION:
+        return None
+    state.learning_rate /= STEP_DIVISOR
+    return f"learning rate lowered to {_epoch_learning_rate(state, cfg):.4g}"
 
 
 def _all_finite(xp, state):

@@ -1,0 +1,199 @@
+"""A fixed diagonal preconditioner from the feature statistics, and the step it allows.
+
+Design: SGD on raw features is as ill-conditioned as the features' scales are
+far apart (a feature in the thousands next to one in hundredths), and any
+single step size is then either unstable for the first or useless for the
+second.  Rather than asking every user to put a ``StandardScaler`` in front,
+the optimizer takes its steps in standardized coordinates
+``X~ = (X - mu) / s`` while it keeps, evaluates and penalises the
+coefficients ``W, b`` of the original features.  With ``W = V / s`` and
+``b = c - mu @ W`` the objective in ``(V, c)`` is the same function
+(an affine change of variables), so its optimum is unchanged; only the path
+to it is better conditioned.  The gradient step in ``(V, c)`` mapped back to
+``(W, b)`` is a preconditioned step on the ordinary gradient ``(gW, gb)``::
+
+    gW~ = (gW - outer(mu, gb)) / s**2        gb~ = gb - mu @ gW~
+
+(momentum commutes with this fixed linear map, so it runs on ``gW~, gb~``).
+Centering needs the intercept to absorb ``mu``; without an intercept, and for
+sparse input (whose zeros centering would destroy), ``mu`` is zero.  Sparse
+input is not scaled either (``s = 1``): for tf-idf-like data the column scales
+of rare terms are tiny, and dividing by them would inflate exactly the rows
+that limit the step.  Constant columns keep ``s = 1``.
+
+The step size: the Hessian of the softmax cross-entropy in ``(V, c)`` is
+bounded by ``1/2 * A^T diag(w) A / n`` (``A = [X~, 1]``, since
+``diag(p) - p p^T <= 1/2 I``) plus the penalty's ``alpha / s**2``.  With
+``L`` its largest eigenvalue (a few power iterations on a sample of rows) and
+``L_max`` the largest per-sample bound ``1/2 * w_i * (||x~_i||^2 + 1)``, a
+minibatch of ``m`` rows drawn without replacement has the expected smoothness
+``L(m) = n (m - 1) / (m (n - 1)) L + (n - m) / (m (n - 1)) L_max`` (Gower et
+al., 2019), and ``1 / L(m)`` is the classic safe SGD step.
+"""
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+__all__ = ["Curvature", "Preconditioner", "estimate_curvature", "fit_preconditioner"]
+
+# rows sampled for the power iteration, and its iterations
+_POWER_ROWS = 4096
+_POWER_ITERATIONS = 30
+# rows per chunk when the per-sample norms are computed (bounds the scratch memory)
+_CHUNK_ROWS = 8192
+
+
+@dataclass
+class Preconditioner:
+    """``offset`` (mu, or None for zero) and ``inv_scale2`` (1/s**2, or None for ones)."""
+
+    offset: object = None  # (n_features,)
+    inv_scale2: object = None  # (n_features,)
+
+    @property
+    def is_identity(self):
+        return self.offset is None and self.inv_scale2 is None
+
+    def inv_scale(self, xp):
+        return None if self.inv_scale2 is None else xp.sqrt(self.inv_scale2)
+
+
+def fit_preconditioner(xp, X, w, fit_intercept, enabled):
+    """The preconditioner of ``X`` (dense: centered and scaled; sparse: identity)."""
+    if not enabled or sp.issparse(X) or X.shape[0] < 2:
+        return Preconditioner()
+    if w is None:
+        mu = xp.mean(X, axis=0)
+        var = xp.mean((X - mu) ** 2, axis=0) if X.shape[0] * X.shape[1] <= 1 << 22 \
+            else _chunked_variance(xp, X, mu)
+    else:
+        total = xp.sum(w)
+        mu = (w @ X) / total
+        var = _chunked_variance(xp, X, mu, w) / total * X.shape[0]
+    s = xp.sqrt(var)
+    # constant (or numerically constant) columns are left as they are
+    tiny = 100 * float(np.finfo(_np_dtype(X)).eps) * (1.0 + xp.abs(mu))
+    s = xp.where(s > tiny, s, xp.ones_like(s))
+    return Preconditioner(offset=mu if fit_intercept else None, inv_scale2=1.0 / (s * s))
+
+
+def _np_dtype(X):
+    return np.float32 if "float32" in str(X.dtype) else np.float64
+
+
+def _chunked_variance(xp, X, mu, w=None):
+    """Mean (or with ``w``: weighted sum / n) of squared deviations per column, by chunks."""
+    n = X.shape[0]
+    acc = None
+    for start in range(0, n, _CHUNK_ROWS):
+        stop = min(start + _CHUNK_ROWS, n)
+        D = X[start:stop, ...] - mu
+        part = (D * D) if w is None else (D * D) * w[start:stop, None]
+        part = xp.sum(part, axis=0)
+        acc = part if acc is None else acc + part
+    return acc / n
+
+
+def _standardized(xp, X, pre):
+    """``(X - mu) / s`` as a dense array (for a sample of rows), or X itself."""
+    if sp.issparse(X):
+        return X
+    if pre.offset is not None:
+        X = X - pre.offset
+    if pre.inv_scale2 is not None:
+        X = X * pre.inv_scale(xp)
+    return X
+
+
+def _row_norms2(xp, X, pre):
+    """Squared norms of the standardized rows, chunk by chunk."""
+    if sp.issparse(X):
+        return np.asarray(X.multiply(X).sum(axis=1)).ravel()
+    parts, n = [], X.shape[0]
+    for start in range(0, n, _CHUNK_ROWS):
+        A = _standardized(xp, X[start:min(start + _CHUNK_ROWS, n), ...], pre)
+        parts.append(xp.sum(A * A, axis=1))
+    return parts[0] if len(parts) == 1 else xp.concat(parts)
+
+
+def _top_eigenvalue(xp, A, w, fit_intercept, rng):
+    """Largest eigenvalue of ``[A, 1]^T diag(w) [A, 1] / m`` by power iteration."""
+    m, d = A.shape
+    v = rng.standard_normal(d + 1)
+    v /= np.linalg.norm(v)
+    if xp is not np:
+        v = xp.asarray(v, dtype=A.dtype, device=_device(A))
+    else:
+        v = v.astype(A.dtype)
+    lam = 0.0
+    for _ in range(_POWER_ITERATIONS):
+        u = A @ v[:d]
+        if fit_intercept:
+            u = u + v[d]
+        if w is not None:
+            u = u * w
+        z_head = A.T @ u / m
+        z_tail = xp.sum(u) / m if fit_intercept else 0.0 * xp.sum(u)
+        z = xp.concat([xp.reshape(xp.asarray(z_head), (-1,)), xp.reshape(z_tail, (1,))])
+        norm = float(xp.sqrt(xp.sum(z * z)))
+        if norm == 0.0 or not math.isfinite(norm):
+            return norm
+        previous, lam = lam, norm
+        v = z / norm
+        if abs(lam - previous) <= 1e-3 * lam:
+            break
+    return lam
+
+
+@dataclass
+class Curvature:
+    """Smoothness constants of the objective in the preconditioned coordinates."""
+
+    L: float  # of the mean loss (largest eigenvalue of the Hessian bound)
+    L_max: float  # of the worst single sample
+    penalty: float  # of the L2 penalty
+    n_samples: int
+
+    def step(self, batch_size):
+        """``1 / L(m)``, the expected-smoothness step for batches of ``m`` rows."""
+        n, m = self.n_samples, min(batch_size, self.n_samples)
+        if n > 1:
+            L_m = (n * (m - 1)) / (m * (n - 1)) * self.L + (n - m) / (m * (n - 1)) * self.L_max
+        else:
+            L_m = self.L_max
+        L_m += self.penalty
+        return 1.0 / L_m if L_m > 0 and math.isfinite(L_m) else 1.0
+
+
+def estimate_curvature(xp, X, w, pre, alpha, fit_intercept, rng):
+    """The `Curvature` of the (weighted) softmax cross-entropy of ``X`` (see the module doc)."""
+    n = X.shape[0]
+    norms = _row_norms2(xp, X, pre) + (1.0 if fit_intercept else 0.0)
+    if w is not None:
+        norms = norms * w
+    L_max = 0.5 * float(xp.max(norms))
+    rows = rng.choice(n, size=_POWER_ROWS, replace=False) if n > _POWER_ROWS else None
+    if rows is None:
+        sample, w_sample = X, w
+    else:
+        rows = np.sort(rows)
+        if sp.issparse(X):
+            sample = X[rows]
+        else:
+            idx = rows if xp is np else xp.asarray(rows, device=_device(X))
+            sample = xp.take(X, idx, axis=0)
+        w_sample = None if w is None else (w[rows] if xp is np else xp.take(w, idx, axis=0))
+    A = _standardized(xp, sample, pre)
+    L = 0.5 * _top_eigenvalue(xp, A, w_sample, fit_intercept, rng)
+    L = min(max(L, 0.0), L_max)  # the mean never exceeds the largest term
+    penalty = alpha * (1.0 if pre.inv_scale2 is None else float(xp.max(pre.inv_scale2)))
+    return Curvature(L=L, L_max=L_max, penalty=penalty, n_samples=n)
+
+
+def _device(a):
+    from sklearn.utils._array_api import device
+
+    return device(a)
