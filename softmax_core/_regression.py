@@ -18,6 +18,7 @@ zero the SGD updates keep ``w0 = -w1``, so warm starts rebuild
 """
 
 import copy
+import inspect
 import math
 import warnings
 from numbers import Integral, Real
@@ -995,3 +996,10 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         tags.array_api_support = True
         return tags
 
+
+
+# __new__ (the check of SGDClassifier's parameter names) would otherwise be what
+# inspect.signature(SoftmaxRegression) shows; the parameters are those of __init__
+SoftmaxRegression.__signature__ = inspect.signature(SoftmaxRegression.__init__).replace(
+    parameters=list(inspect.signature(SoftmaxRegression.__init__).parameters.values())[1:]
+)

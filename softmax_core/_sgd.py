@@ -6,8 +6,9 @@ once per call to :func:`run_sgd` (one copy) and every epoch visits the
 contiguous blocks of that copy in a fresh random order, so each batch is a
 slice (a view for dense arrays) that stays in cache between the two products.
 
-The epoch objective is the mean of the batch losses seen during the epoch
-plus the penalty (free: the kernel computes it anyway).  Around it:
+The epoch objective is the training objective (mean cross-entropy plus
+penalty) at the end of the epoch, on all rows or a fixed sample of
+``EVAL_ROWS`` (``_Evaluation``).  Around it:
 
 * Stopping measures relative progress: an epoch improves when it lowers the
   best objective so far by more than ``tol * max(best, 1e-3)``.  After
@@ -36,6 +37,7 @@ import scipy.sparse as sp
 from sklearn.utils._array_api import device as array_device
 
 from ._losses import cross_entropy
+from ._native import kernels
 from ._preconditioner import Preconditioner
 from ._sgd_steps import (
     ArrayOps,
@@ -47,6 +49,7 @@ from ._sgd_steps import (
     lazy_eligible,
     lazy_sparse_step,
 )
+from ._threads import n_threads_for
 
 __all__ = [
     "SGDConfig", "SGDState", "DivergenceError", "run_sgd", "penalty", "normalize_weights",
@@ -59,6 +62,11 @@ STEP_DIVISOR = 10.0
 MIN_STEP_FRACTION = 1e-6
 # divergence: retries with a 10x smaller step before giving up
 MAX_RETRIES = 6
+# the objective that the stopping rule watches is evaluated on at most this many rows
+EVAL_ROWS = 4096
+# a step keeps descending (no plateau) while the extrapolated remaining descent
+# exceeds this many times the tolerance
+REMAINING_FACTOR = 10.0
 # relative improvements are measured against max(best objective, this)
 _OBJECTIVE_FLOOR = 1e-3
 
@@ -111,6 +119,7 @@ class SGDState:
     best_validation_score: float = -math.inf
     validation_no_improvement: int = 0
     retries: int = 0
+    level_losses: list = field(default_factory=list)  # objectives since the last step change
     loss_curve: list = field(default_factory=list)
     validation_scores: list = field(default_factory=list)
     validation_losses: list = field(default_factory=list)
@@ -223,9 +232,82 @@ def _is_divergent(loss, state, start_loss, can_stop):
     return False
 
 
+def _still_descending(losses, cfg):
+    """Whether the objectives of this step size still descend by more than the
+    tolerance in total: a geometric fit of the last ``2k + 1`` epochs (k =
+    ``n_iter_no_change``) extrapolated to its limit.
+
+    The mean descent per epoch over the last ``k`` epochs, ``d_b``, and over
+    the ``k`` before, ``d_a``, give the rate ``r = (d_b / d_a) ** (1 / k)``
+    and the descent still to come, ``d_b * r / (1 - r)`` (unbounded when
+    the descent does not slow down).  Averages over ``k`` epochs see through
+    the epoch-to-epoch noise that the comparison with the best epoch trips on.
+    """
+    k = cfg.n_iter_no_change
+    if len(losses) < 2 * k + 1:
+        return False
+    first, middle, last = losses[-2 * k - 1], losses[-k - 1], losses[-1]
+    d_a, d_b = (first - middle) / k, (middle - last) / k
+    threshold = cfg.tol * max(abs(last), _OBJECTIVE_FLOOR)
+    if d_b <= threshold / k:
+        return False
+    if d_a <= d_b:
+        return True
+    r = (d_b / d_a) ** (1.0 / k)
+    return d_b * r / (1.0 - r) > REMAINING_FACTOR * threshold
+
+
 def _improves(loss, best, tol):
     return loss < best - tol * max(abs(best), _OBJECTIVE_FLOOR) if math.isfinite(best) \
         else math.isfinite(loss)
+
+
+class _Evaluation:
+    """The training objective at the current coefficients, on a fixed set of rows.
+
+    All rows up to ``EVAL_ROWS``, else a fixed random sample of that many: the
+    same rows every epoch, so two epochs compare without sampling noise.  The
+    running mean of the batch losses would be free, but on small data its
+    noise (batch to batch) hides the slow, steady progress of the last
+    epochs, and it describes the path through the epoch, not its end point.
+    """
+
+    def __init__(self, xp, cfg, X, y, w, rng):
+        n = X.shape[0]
+        self.xp, self.cfg = xp, cfg
+        if n > EVAL_ROWS:
+            rows = np.sort(rng.choice(n, size=EVAL_ROWS, replace=False))
+            if sp.issparse(X):
+                X = X[rows]
+            else:
+                idx = rows if xp is np else xp.asarray(rows, device=array_device(y))
+                X = xp.take(X, idx, axis=0)
+            idx = rows if xp is np else xp.asarray(rows, device=array_device(y))
+            y = xp.take(y, idx, axis=0)
+            w = None if w is None else xp.take(w, idx, axis=0)
+        self.X, self.y, self.w = X, y, w
+        self.total_weight = float(xp.sum(w)) if w is not None else float(y.shape[0])
+        if xp is np and w is not None:
+            self.w = np.ascontiguousarray(w, dtype=np.float64)
+
+    def objective(self, state):
+        xp, cfg = self.xp, self.cfg
+        Z = self.X @ state.W
+        if cfg.fit_intercept:
+            Z = Z + state.b
+        if xp is np:
+            Z = np.ascontiguousarray(Z)
+            if not np.isfinite(Z).all():
+                return math.inf
+            total = kernels.cross_entropy_rows(
+                Z, self.y, None, self.w, cfg.label_smoothing, -100, 1.0, None, None,
+                n_threads_for(Z.size))
+        else:
+            losses = cross_entropy(Z, self.y, reduction="none",
+                                   label_smoothing=cfg.label_smoothing)
+            total = xp.sum(losses if self.w is None else losses * self.w)
+        value = float(total) / self.total_weight
+        return value + penalty(xp, state.W, cfg.alpha, cfg.l1_ratio)
 
 
 class _Snapshot:
@@ -329,6 +411,7 @@ def _run_epochs(xp, state, cfg, X, y, w, max_epochs, rng, validation, can_stop, 
     blocks = SparseBlocks(X, cfg.batch_size) if lazy_eligible(xp, X, cfg,
                                                               state.preconditioner) else None
     progress = _Progress(cfg.verbose, max_epochs)
+    evaluation = _Evaluation(xp, cfg, X, y, w, rng)
     first_epoch = state.epochs
     initial_rate = state.initial_learning_rate
     snapshot = initial = _Snapshot(ops, state)
@@ -337,7 +420,8 @@ def _run_epochs(xp, state, cfg, X, y, w, max_epochs, rng, validation, can_stop, 
     while state.epochs - first_epoch < max_epochs:
         epoch = state.epochs - first_epoch + 1
         lr = _epoch_learning_rate(state, cfg)
-        loss = _run_epoch(ops, state, cfg, X, y, w, rng, blocks)
+        running = _run_epoch(ops, state, cfg, X, y, w, rng, blocks)
+        loss = evaluation.objective(state) if math.isfinite(running) else running
         if _is_divergent(loss, state, start_loss, can_stop) or not _all_finite(xp, state):
             if state.retries >= MAX_RETRIES:
                 raise _diverged_error(loss, lr)
@@ -380,8 +464,12 @@ def _run_epochs(xp, state, cfg, X, y, w, max_epochs, rng, validation, can_stop, 
                 state.best_validation_loss = metrics[0]
                 state.best_validation_score = metrics[1]
                 best = (ops.copy(state.W), ops.copy(state.b))
+        state.level_losses.append(loss)
         if _improves(loss, state.best_loss, cfg.tol):
             state.no_improvement_count = 0
+            state.improved_since_change = True
+        elif _still_descending(state.level_losses, cfg):
+            # noise hid a steady descent: not a plateau (and not converged)
             state.improved_since_change = True
         else:
             state.no_improvement_count += 1
@@ -396,6 +484,7 @@ def _run_epochs(xp, state, cfg, X, y, w, max_epochs, rng, validation, can_stop, 
             if change is not None:
                 state.no_improvement_count = 0
                 state.improved_since_change = False
+                state.level_losses = []
                 progress.epoch(epoch, loss, metrics, lr, force=True)
                 progress.say(f"Epoch {epoch}: no relative improvement above tol={cfg.tol:g} "
                              f"in {cfg.n_iter_no_change} epochs; {change}")
