@@ -77,7 +77,8 @@ def run_digits_demo(verbose=True):
             f"digits: {X_train.shape[0]} training and {X_test.shape[0]} test samples, "
             f"{X.shape[1]} standardized features, 10 classes"
         )
-        print("Training SoftmaxRegression (minibatch SGD, batch_size=256, learning_rate=0.1):")
+        print("Training SoftmaxRegression with its defaults (preconditioned minibatch SGD, "
+              "step size from the data, Nesterov momentum 0.9, adaptive schedule):")
     results = {}
     for name, model in models.items():
         seconds = _timed_fit(model, X_train, y_train)
@@ -88,6 +89,9 @@ def run_digits_demo(verbose=True):
                           else model.n_iter_),
         }
     if verbose:
+        clf = models["SoftmaxRegression"]
+        print(f"SoftmaxRegression chose learning_rate_={clf.learning_rate_:.4g} and "
+              f"batch_size_={clf.batch_size_}")
         print()
         print(f"{'model':<26} {'test accuracy':>13} {'train time':>11} {'epochs/iters':>13}")
         for name, r in results.items():

@@ -167,7 +167,7 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
     max_iter : int, default=1000
         Maximum number of epochs (passes over the training data) of
         :meth:`fit`.  :meth:`partial_fit` always runs one epoch.
-    tol : float or None, default=1e-4
+    tol : float or None, default=1e-3
         Relative stopping tolerance: an epoch improves when it lowers the best
         training objective so far (or, with `early_stopping`, the best
         validation log loss) by more than ``tol * max(best, 1e-3)``.  See
@@ -210,9 +210,9 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
     verbose : int, default=0
         Per-epoch progress (epoch, training objective, validation log loss
         and accuracy, learning rate, elapsed time since the start of the
-        fit): with 1, epochs 1 to 5, every 10th, the last one and the epoch of
-        every step change, divergence retry or stop; with 2 or more, every
-        epoch.
+        fit): with 1, epochs 1 to 5, every 10th up to 100, every 100th, the
+        last one and the epoch of every step change, divergence retry or stop;
+        with 2 or more, every epoch.
 
     Attributes
     ----------
@@ -349,7 +349,7 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         nesterovs_momentum=True,
         precondition=True,
         max_iter=1000,
-        tol=1e-4,
+        tol=1e-3,
         n_iter_no_change=5,
         early_stopping=False,
         validation_fraction=0.1,

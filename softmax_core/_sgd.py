@@ -337,10 +337,11 @@ class _Progress:
         return time.perf_counter() - self.start
 
     def wants(self, epoch):
-        """verbose=1: epochs 1-5, every 10th and the last; verbose>=2: every epoch."""
+        """verbose=1: epochs 1-5, every 10th to 100, every 100th, the last; 2: every epoch."""
         if self.verbose >= 2:
             return True
-        return bool(self.verbose) and (epoch <= 5 or epoch % 10 == 0
+        every = 10 if epoch <= 100 else 100
+        return bool(self.verbose) and (epoch <= 5 or epoch % every == 0
                                        or epoch == self.max_epochs)
 
     def epoch(self, epoch, loss, validation, lr, force=False):
