@@ -46,6 +46,7 @@ def softmax_regression(X, y):
     def fit():
         return SoftmaxRegression(
             batch_size=BATCH_SIZE, learning_rate=LEARNING_RATE, schedule="constant",
+            momentum=0.0, precondition=False,  # plain SGD, like the other contenders
             alpha=0.0, max_iter=EPOCHS, tol=None, random_state=0,
         ).fit(X, y)
 
