@@ -586,9 +586,10 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         elif not incremental and not converged and self.tol is not None:
             warnings.warn(
                 f"{name}: maximum number of epochs (max_iter={self.max_iter}) reached before "
-                f"convergence (objective {final:.6g}); increase max_iter, or scale the "
-                "features (sklearn.preprocessing.StandardScaler) and keep the default "
-                "learning_rate='auto'.",
+                f"convergence (objective {final:.6g}); increase max_iter or tol. With "
+                "precondition=False or a float learning_rate, also scale the features "
+                "(sklearn.preprocessing.StandardScaler) or use the defaults "
+                "(precondition=True, learning_rate='auto').",
                 ConvergenceWarning,
                 stacklevel=_STACKLEVEL,
             )

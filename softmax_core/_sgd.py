@@ -332,6 +332,7 @@ class _Progress:
     def __init__(self, verbose, max_epochs):
         self.verbose, self.max_epochs = verbose, max_epochs
         self.start = time.perf_counter()
+        self.last_printed = None
 
     def elapsed(self):
         return time.perf_counter() - self.start
@@ -345,8 +346,9 @@ class _Progress:
                                        or epoch == self.max_epochs)
 
     def epoch(self, epoch, loss, validation, lr, force=False):
-        if not (self.wants(epoch) or (force and self.verbose)):
+        if epoch == self.last_printed or not (self.wants(epoch) or (force and self.verbose)):
             return
+        self.last_printed = epoch
         text = f"Epoch {epoch}/{self.max_epochs}: objective={loss:.6f}"
         if validation is not None:
             text += (f", validation log loss={validation[0]:.6f}, "
