@@ -1,5 +1,6 @@
 """``python -m softmax_core``: build information, a kernel self-check, a demo."""
 
+import argparse
 import sys
 
 import numpy as np
@@ -37,18 +38,51 @@ def self_check():
     return ok
 
 
-def main():
+def build_parser():
+    """The command-line options of ``python -m softmax_core``."""
+    parser = argparse.ArgumentParser(
+        prog="python -m softmax_core",
+        description="Show how softmax-core was built, check the compiled kernels "
+                    "against the array-API path, and train SoftmaxRegression on the "
+                    "bundled digits data set next to two scikit-learn classifiers.",
+    )
+    parser.add_argument("--no-self-check", action="store_true",
+                        help="skip the kernel self-check")
+    parser.add_argument("--no-demo", action="store_true",
+                        help="skip the training demo on the digits data set")
+    parser.add_argument("--threads", type=int, metavar="N", default=None,
+                        help="limit the OpenMP (and BLAS) threads to N "
+                             "(default: every core available)")
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    if args.threads is not None and args.threads < 1:
+        build_parser().error("--threads must be at least 1")
+    if args.threads is not None:
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(limits=args.threads):
+            return _run(args)
+    return _run(args)
+
+
+def _run(args):
     show_config()
-    print("\nself-check: compiled kernels vs the array-API path")
-    ok = self_check()
-    print(f"self-check {'passed' if ok else 'FAILED'}")
-    try:
-        from ._demo import run_digits_demo
-    except ImportError:
-        run_digits_demo = None
-    if run_digits_demo is not None:
-        print()
-        run_digits_demo(verbose=True)
+    ok = True
+    if not args.no_self_check:
+        print("\nself-check: compiled kernels vs the array-API path")
+        ok = self_check()
+        print(f"self-check {'passed' if ok else 'FAILED'}")
+    if not args.no_demo:
+        try:
+            from ._demo import run_digits_demo
+        except ImportError:
+            run_digits_demo = None
+        if run_digits_demo is not None:
+            print()
+            run_digits_demo(verbose=True)
     return 0 if ok else 1
 
 
