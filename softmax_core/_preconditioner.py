@@ -5,7 +5,8 @@ far apart (a feature in the thousands next to one in hundredths), and any
 single step size is then either unstable for the first or useless for the
 second.  Rather than asking every user to put a ``StandardScaler`` in front,
 the optimizer takes its steps in standardized coordinates
-``X~ = (X - mu) / s`` while it keeps, evaluates and penalises the
+``X~ = (X - mu) / s`` (``s**2`` plus twice the L2 penalty, see
+`fit_preconditioner`) while it keeps, evaluates and penalises the
 coefficients ``W, b`` of the original features.  With ``W = V / s`` and
 ``b = c - mu @ W`` the objective in ``(V, c)`` is the same function
 (an affine change of variables), so its optimum is unchanged; only the path
@@ -61,8 +62,14 @@ class Preconditioner:
         return None if self.inv_scale2 is None else xp.sqrt(self.inv_scale2)
 
 
-def fit_preconditioner(xp, X, w, fit_intercept, enabled):
-    """The preconditioner of ``X`` (dense: centered and scaled; sparse: identity)."""
+def fit_preconditioner(xp, X, w, fit_intercept, enabled, l2=0.0):
+    """The preconditioner of ``X`` (dense: centered and scaled; sparse: identity).
+
+    The scale is ``sqrt(s**2 + 2 * l2)`` rather than the standard deviation
+    ``s``: the diagonal of the Hessian bound ``s**2 / 2 + l2`` (Jacobi), so a
+    feature of tiny variance cannot make the penalty's curvature ``l2 / s**2``
+    dominate the step size of every other direction.
+    """
     if not enabled or sp.issparse(X) or X.shape[0] < 2:
         return Preconditioner()
     if w is None:
@@ -77,7 +84,8 @@ def fit_preconditioner(xp, X, w, fit_intercept, enabled):
     # constant (or numerically constant) columns are left as they are
     tiny = 100 * float(np.finfo(_np_dtype(X)).eps) * (1.0 + xp.abs(mu))
     s = xp.where(s > tiny, s, xp.ones_like(s))
-    return Preconditioner(offset=mu if fit_intercept else None, inv_scale2=1.0 / (s * s))
+    return Preconditioner(offset=mu if fit_intercept else None,
+                          inv_scale2=1.0 / (s * s + 2.0 * l2))
 
 
 def _np_dtype(X):

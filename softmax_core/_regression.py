@@ -63,7 +63,7 @@ _FOREIGN_PARAMETERS = {
     "loss": "the loss is always the multinomial cross-entropy (SGDClassifier's 'log_loss').",
     "average": "averaged SGD is not offered (it measured worse than the default schedule).",
 }
-_SCHEDULE_NAMES = {"constant", "invscaling", "adaptive", "optimal"}
+_SCHEDULE_NAMES = {"constant", "invscaling", "adaptive"}
 
 # warnings point at the caller of fit / partial_fit: _warn_if_poor, _fit_unsafe,
 # _fit, fit, sklearn's _fit_context wrapper, caller
@@ -123,10 +123,11 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
     fit_intercept : bool, default=True
         Whether to learn one intercept per class.
     batch_size : int or "auto", default="auto"
-        Number of samples per minibatch (the last batch of an epoch may be
-        smaller).  ``"auto"`` takes 256, or ``ceil(n_samples / 16)`` (at
-        least 32) when that is smaller, so that small data sets still get
-        about 16 steps per epoch.
+        Number of samples per minibatch at most: an epoch has
+        ``ceil(n_samples / batch_size)`` batches whose sizes differ by at most
+        one (a short last batch would weigh its rows more).  ``"auto"`` takes
+        256, or ``ceil(n_samples / 16)`` (at least 32) when that is smaller, so
+        that small data sets still get about 16 steps per epoch.
     learning_rate : float or "auto", default="auto"
         Initial step size.  ``"auto"`` derives it from the data: ``1 / L(m)``,
         the classic safe step of minibatch SGD for batches of ``m`` rows,
@@ -235,8 +236,8 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         Number of training samples seen by the optimizer (epochs times
         samples).
     loss_curve_ : list of float
-        Training objective (mean cross-entropy plus penalty) of each epoch,
-        averaged over its minibatches.
+        Training objective (mean cross-entropy plus penalty) at the end of
+        each epoch, on all training rows or a fixed random sample of 4096.
     best_loss_ : float or None
         Lowest value in `loss_curve_`; None with `early_stopping`.
     validation_scores_ : list of float or None
@@ -265,8 +266,8 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
     ``alpha / 4 * ||coef_||^2`` for the L2 part (half of the binary
     logistic-regression penalty with the same `alpha`).
 
-    If an epoch's objective becomes NaN or infinite, rises clearly above that
-    of the all-zero model (``log(n_classes)``), or (in :meth:`fit`) loses
+    If an epoch's objective becomes NaN or infinite or, in :meth:`fit`, rises
+    clearly above that of the all-zero model (``log(n_classes)``) or loses
     more than half the progress made, the epoch is undone and retried with a
     step ten times smaller; after 6 such retries :meth:`fit` and
     :meth:`partial_fit` raise ``ValueError`` and leave the estimator as it
@@ -326,6 +327,13 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         return super().__new__(cls)
 
     def _validate_params(self):
+        if self.learning_rate == "optimal":
+            raise ValueError(
+                "learning_rate='optimal' is SGDClassifier's schedule 1 / (alpha * (t + t0)); "
+                "here the step is learning_rate='auto' (derived from the data) or a float "
+                "(SGDClassifier's eta0), and schedule is one of 'constant', 'invscaling', "
+                "'adaptive'."
+            )
         if isinstance(self.learning_rate, str) and self.learning_rate in _SCHEDULE_NAMES:
             raise ValueError(
                 f"learning_rate={self.learning_rate!r} is a schedule name (as in "
@@ -425,6 +433,12 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         """Run one epoch of minibatch SGD on the given data (incremental learning).
 
         The optimizer state (momentum, schedule) carries over between calls.
+        The batch size, the step size and the preconditioner are set from the
+        first call's chunk and kept (a later ``set_params(batch_size=...)`` is
+        ignored until the next :meth:`fit`): make the first chunk
+        representative -- a few hundred rows or more, every feature varying
+        -- or pass ``precondition=False`` and a float `learning_rate` for
+        features already scaled.
 
         Parameters
         ----------
@@ -476,6 +490,8 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
 
     def _fit(self, X, y, sample_weight, classes, incremental):
         snapshot = dict(self.__dict__)
+        if "_random_state" in snapshot:  # advanced in place by the call
+            snapshot["_random_state"] = copy.deepcopy(snapshot["_random_state"])
         try:
             return self._fit_unsafe(X, y, sample_weight, classes, incremental)
         except Exception:
@@ -555,7 +571,8 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
     def _prepare_optimizer(self, xp, state, cfg, X, w, rng):
         """The preconditioner and the initial step, from the data of this fit."""
         state.preconditioner = fit_preconditioner(xp, X, w, self.fit_intercept,
-                                                  self.precondition)
+                                                  self.precondition,
+                                                  l2=cfg.alpha * (1 - cfg.l1_ratio))
         if self.learning_rate == "auto":
             state.curvature = estimate_curvature(xp, X, w, state.preconditioner,
                                                  cfg.alpha * (1 - cfg.l1_ratio),

@@ -434,7 +434,13 @@ def _run_epochs(xp, state, cfg, X, y, w, max_epochs, rng, validation, can_stop, 
             (initial if again else snapshot).restore(ops, state)
             if again:
                 del state.loss_curve[initial_curve:]
-                state.best_loss = initial_best
+                del state.validation_losses[initial_curve:]
+                del state.validation_scores[initial_curve:]
+                state.best_loss, best = initial_best, None
+                state.best_validation_loss = math.inf
+                state.best_validation_score = -math.inf
+                state.validation_no_improvement = state.no_improvement_count = 0
+                state.level_losses = []
                 snapshot = initial
             failed_in_a_row += 1
             state.retries += 1
@@ -455,8 +461,12 @@ def _run_epochs(xp, state, cfg, X, y, w, max_epochs, rng, validation, can_stop, 
             state.validation_losses.append(metrics[0])
             state.validation_scores.append(metrics[1])
         progress.epoch(epoch, loss, metrics, lr)
+        if metrics is not None and metrics[0] < state.best_validation_loss and can_stop:
+            best = (ops.copy(state.W), ops.copy(state.b))
         if cfg.tol is None or not can_stop:
             state.best_loss = min(state.best_loss, loss)
+            if metrics is not None and metrics[0] < state.best_validation_loss:
+                state.best_validation_loss, state.best_validation_score = metrics
             continue
         if metrics is not None:
             if _improves(metrics[0], state.best_validation_loss, cfg.tol):
@@ -464,9 +474,7 @@ def _run_epochs(xp, state, cfg, X, y, w, max_epochs, rng, validation, can_stop, 
             else:
                 state.validation_no_improvement += 1
             if metrics[0] < state.best_validation_loss:
-                state.best_validation_loss = metrics[0]
-                state.best_validation_score = metrics[1]
-                best = (ops.copy(state.W), ops.copy(state.b))
+                state.best_validation_loss, state.best_validation_score = metrics
         state.level_losses.append(loss)
         if _improves(loss, state.best_loss, cfg.tol):
             state.no_improvement_count = 0

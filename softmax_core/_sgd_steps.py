@@ -205,7 +205,20 @@ def batch_step(ops, state, cfg, pre, Xb, yb, wb, lr):
     l1 = cfg.alpha * cfg.l1_ratio
     if l1 > 0:
         threshold = lr * l1 if pre.inv_scale2 is None else (lr * l1) * pre.inv_scale2[:, None]
-        state.W = _soft_threshold(ops.xp, state.W, threshold)
+        before = state.W
+        state.W = _soft_threshold(ops.xp, before, threshold)
+        moved = state.W - before
+        if pre.offset is not None and cfg.fit_intercept:
+            # the prox acts on the standardized coefficients with their intercept
+            # fixed: b = c - mu @ W moves with W
+            shift = pre.offset @ moved
+            state.b = state.b - shift
+            if state.vb is not None:
+                state.vb = state.vb - shift
+        if state.vW is not None:
+            # the velocity is the displacement of the parameters, the prox's included;
+            # else the fixed point is the optimum for l1 * (1 - momentum)
+            state.vW = state.vW + moved
     return loss
 
 

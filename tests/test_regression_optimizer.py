@@ -233,11 +233,13 @@ def test_sgd_classifier_names_say_what_to_use(name):
         SoftmaxRegression(**{name: 0.1})
 
 
-@pytest.mark.parametrize("schedule", ["adaptive", "invscaling", "constant", "optimal"])
+@pytest.mark.parametrize("schedule", ["adaptive", "invscaling", "constant"])
 def test_learning_rate_schedule_names_say_use_schedule(schedule):
     X, y = load_iris(return_X_y=True)
     with pytest.raises(ValueError, match=rf"use schedule='{schedule}'.*eta0"):
         SoftmaxRegression(learning_rate=schedule).fit(X, y)
+    with pytest.raises(ValueError, match=r"'optimal' is SGDClassifier's schedule.*'auto'"):
+        SoftmaxRegression(learning_rate="optimal").fit(X, y)
 
 
 def test_fitted_step_and_batch_size():
@@ -246,3 +248,41 @@ def test_fitted_step_and_batch_size():
     assert clf.batch_size_ == 32 and clf.learning_rate_ > 0
     clf = SoftmaxRegression(learning_rate=0.05, batch_size=10, random_state=0).fit(X, y)
     assert clf.batch_size_ == 10 and clf.learning_rate_ == 0.05
+
+
+# ------------------------------------------------------- L1 and tiny scales
+
+
+def test_l1_with_momentum_and_centering_reaches_the_l1_optimum():
+    """Elastic net at l1_ratio=1 with the default momentum and a centering
+    preconditioner (features far from zero mean): the objective of saga's solution."""
+    X, y = load_wine(return_X_y=True)
+    X = StandardScaler().fit_transform(X) + 3.0
+    n, alpha = len(y), 0.01
+
+    def objective(W, b):
+        Z = X @ W.T + b
+        return np.mean(logsumexp(Z, axis=1) - Z[np.arange(n), y]) + alpha * np.abs(W).sum()
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ref = LogisticRegression(penalty="l1", solver="saga", C=1 / (alpha * n), tol=1e-12,
+                                 max_iter=100_000).fit(X, y)
+    clf = SoftmaxRegression(alpha=alpha, l1_ratio=1.0, random_state=0).fit(X, y)
+    f_ref = objective(ref.coef_, ref.intercept_)
+    assert objective(clf.coef_, clf.intercept_) - f_ref < 1e-3
+    assert clf.loss_curve_[-1] < clf.loss_curve_[0]
+
+
+def test_a_feature_of_tiny_scale_does_not_collapse_the_step():
+    """The preconditioner includes the penalty (s**2 + 2 * alpha): a feature with a
+    standard deviation of 1e-4 leaves the derived step and the fit as they were."""
+    X, y = load_iris(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    tiny = X.copy()
+    tiny[:, 0] *= 1e-4
+    plain = SoftmaxRegression(random_state=0).fit(X, y)
+    scaled = SoftmaxRegression(random_state=0).fit(tiny, y)
+    assert scaled.learning_rate_ > 0.5 * plain.learning_rate_
+    f_opt, _ = _optimum(tiny, y, 1e-4)
+    assert _objective(scaled, tiny, y, 1e-4) - f_opt < 1e-2
