@@ -39,6 +39,13 @@ def _finish(inputs, loss, grad):
     return loss, grad
 
 
+def _numpy_scalar(inputs, loss):
+    """A full reduction of NumPy input as a NumPy scalar (as ``np.sum`` returns), not 0-d."""
+    if inputs.backend == NUMPY and inputs.reduction != "none":
+        return loss[()]
+    return loss
+
+
 def _cupy_fused(inputs):
     """The CuPy kernels' fused loss and gradient, or None when they do not cover the call."""
     try:
@@ -110,9 +117,11 @@ def nll_loss(log_probs, target, /, *, weight=None, ignore_index=-100, reduction=
 
     Returns
     -------
-    array
-        A 0-d array (``"mean"``, ``"sum"``) or an array of `target`'s shape
-        (``"none"``), in the input's floating dtype and namespace.
+    array or NumPy scalar
+        For ``"mean"`` and ``"sum"`` a NumPy scalar (``np.float64``,
+        ``np.float32``, ... as :func:`numpy.sum` returns) for NumPy input and a
+        0-d array in the input's namespace otherwise; for ``"none"`` an array
+        of `target`'s shape.  Always in the input's floating dtype.
 
     Raises
     ------
@@ -151,7 +160,7 @@ def nll_loss(log_probs, target, /, *, weight=None, ignore_index=-100, reduction=
     loss = generic.nll_loss(
         xp, generic.to_rows(xp, inputs.x), generic.rows_to_batch(xp, inputs.target),
         weight=inputs.weight, ignore_index=inputs.ignore_index, reduction=inputs.reduction)
-    return _finish(inputs, loss, None)[0]
+    return _numpy_scalar(inputs, _finish(inputs, loss, None)[0])
 
 
 _SHARED_PARAMETERS = r"""
@@ -189,7 +198,7 @@ _SHARED_PARAMETERS = r"""
 def cross_entropy(logits, target, /, *, weight=None, ignore_index=-100, reduction="mean",
                   label_smoothing=0.0):
     inputs = _inputs(logits, target, weight, None, ignore_index, reduction, label_smoothing)
-    return _cross_entropy(inputs, want_grad=False)[0]
+    return _numpy_scalar(inputs, _cross_entropy(inputs, want_grad=False)[0])
 
 
 cross_entropy.__doc__ = r"""Cross-entropy between logits and class indices or probabilities.
@@ -207,9 +216,11 @@ cross_entropy.__doc__ = r"""Cross-entropy between logits and class indices or pr
 
     Returns
     -------
-    array
-        A 0-d array (``"mean"``, ``"sum"``) or an array of the batch shape
-        (``"none"``), in the input's floating dtype and namespace.
+    array or NumPy scalar
+        For ``"mean"`` and ``"sum"`` a NumPy scalar (``np.float64``,
+        ``np.float32``, ... as :func:`numpy.sum` returns) for NumPy input and a
+        0-d array in the input's namespace otherwise; for ``"none"`` an array
+        of the batch shape.  Always in the input's floating dtype.
 
     Raises
     ------
@@ -238,6 +249,8 @@ cross_entropy.__doc__ = r"""Cross-entropy between logits and class indices or pr
     >>> y = np.array([2, 1])
     >>> print(np.round(cross_entropy(x, y), 6))
     1.560914
+    >>> type(cross_entropy(x, y)), type(cross_entropy(x.astype(np.float32), y))
+    (<class 'numpy.float64'>, <class 'numpy.float32'>)
     >>> print(np.round(cross_entropy(x, y, weight=np.array([1.0, 2.0, 1.0])), 6))
     2.073834
     >>> print(np.round(cross_entropy(x, y, label_smoothing=0.1, reduction="none"), 6))
@@ -260,7 +273,8 @@ def cross_entropy_with_grad(logits, target, /, *, weight=None, ignore_index=-100
                             reduction="mean", label_smoothing=0.0, sample_weight=None):
     inputs = _inputs(logits, target, weight, sample_weight, ignore_index, reduction,
                      label_smoothing)
-    return _cross_entropy(inputs, want_grad=True)
+    loss, grad = _cross_entropy(inputs, want_grad=True)
+    return _numpy_scalar(inputs, loss), grad
 
 
 cross_entropy_with_grad.__doc__ = r"""Cross-entropy and its gradient with respect to the logits.

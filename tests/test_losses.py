@@ -484,3 +484,77 @@ def test_out_of_range_target_in_a_strided_view():
     bad = np.array([0, 9, 1, 2, 2, -5, 1, 0, 2, 1, 0, 2])[1::2]  # 9 2 -5 0 1 2
     with pytest.raises(IndexError, match="target 9 .*3 classes"):
         cross_entropy(x, bad)
+
+
+# ------------------------------------------- NumPy scalars from full reductions
+def _scalar_cases():
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((N, C))
+    y = np.array([0, 3, 1, -100, 2])
+    probs = np.full((N, C), 1.0 / C)
+    seg_x = rng.standard_normal((2, C, *SPATIAL))
+    seg_y = rng.integers(0, C, (2, *SPATIAL))
+    return [
+        ("index", x, y),
+        ("probabilities", x, probs),
+        ("spatial", seg_x, seg_y),
+        ("1-D", x[0], np.array(2)),
+        ("all ignored", x, np.full(N, -100)),  # mean is NaN, still a scalar
+    ]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+@pytest.mark.parametrize("case", _scalar_cases(), ids=lambda c: c[0])
+def test_numpy_full_reduction_is_a_numpy_scalar(case, reduction, dtype):
+    """As np.sum returns: np.float32 / np.float64, not a 0-d ndarray."""
+    _, x, target = case
+    x = x.astype(dtype)
+    if target.dtype.kind == "f":
+        target = target.astype(dtype)
+    results = {
+        "cross_entropy": cross_entropy(x, target, reduction=reduction),
+        "cross_entropy_with_grad": cross_entropy_with_grad(x, target, reduction=reduction)[0],
+    }
+    if target.dtype.kind != "f":
+        results["nll_loss"] = nll_loss(log_softmax(x, axis=1 if x.ndim > 1 else 0), target,
+                                       reduction=reduction)
+    for name, result in results.items():
+        assert isinstance(result, np.floating), (name, type(result))
+        assert not isinstance(result, np.ndarray), name
+        assert result.dtype == dtype, (name, result.dtype)
+        assert type(result) is type(np.sum(x)), name
+
+
+def test_numpy_full_reduction_of_lists_and_float16():
+    assert type(cross_entropy([[1.0, 2.0, 0.5]], [1])) is np.float64
+    loss = cross_entropy(np.ones((3, 4), dtype=np.float16), np.array([0, 1, 2]))
+    assert type(loss) is np.float16
+    loss = cross_entropy(np.arange(12).reshape(3, 4), np.array([0, 1, 2]))  # int -> float64
+    assert type(loss) is np.float64
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_numpy_reduction_none_is_still_an_array(dtype):
+    x = np.random.default_rng(1).standard_normal((N, C)).astype(dtype)
+    y = np.array([0, 3, 1, 1, 2])
+    for result in (cross_entropy(x, y, reduction="none"),
+                   cross_entropy_with_grad(x, y, reduction="none")[0],
+                   nll_loss(log_softmax(x, axis=1), y, reduction="none")):
+        assert isinstance(result, np.ndarray) and result.shape == (N,)
+        assert result.dtype == dtype
+    one = cross_entropy(x[0], np.array(1), reduction="none")  # 1-D input: 0-d per-sample
+    assert isinstance(one, np.ndarray) and one.shape == ()
+
+
+@pytest.mark.parametrize("backend", ["array_api_strict", "torch"])
+def test_other_namespaces_keep_0d_arrays(backend):
+    xp = pytest.importorskip(backend)
+    x = np.random.default_rng(2).standard_normal((N, C))
+    y = np.array([0, 3, 1, 1, 2])
+    xx, yy = to_xp(xp, x), to_xp(xp, y)
+    for reduction in ("mean", "sum"):
+        for result in (cross_entropy(xx, yy, reduction=reduction),
+                       cross_entropy_with_grad(xx, yy, reduction=reduction)[0]):
+            assert namespace_of(result) == namespace_of(xx) == backend
+            assert result.shape == ()
