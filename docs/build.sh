@@ -7,7 +7,10 @@
 # built in place or installed and the [docs] extra.  Steps:
 #   1. sphinx-build -W --keep-going: warnings are errors (numpydoc validation,
 #      docstring checks, broken cross-references, failing gallery examples);
-#      the gallery and the API stubs are regenerated from scratch;
+#      the gallery and the API stubs are regenerated from scratch; at the end
+#      docs/_ext/offline_assets.py fails the build if a built page loads a
+#      script, stylesheet or other resource from another host (MathJax is
+#      served from _static/mathjax/, out of the sphinx-mathjax-offline package);
 #   2. the `>>>` snippets of the landing page and the user guide run as doctests.
 # Exits non-zero if either step fails.  Output: docs/_build/html/index.html
 set -euo pipefail

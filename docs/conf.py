@@ -12,7 +12,10 @@ since intersphinx would need the network).  The gallery
 in ``examples/`` is executed by sphinx-gallery at every build, and
 ``_ext/bench_table.py`` renders the benchmark table of
 ``benchmarks/README.md`` (and its plot) so the performance page cannot go
-stale.
+stale.  ``_ext/offline_assets.py`` serves MathJax from the built site (the
+files of the ``sphinx-mathjax-offline`` package, in the ``[docs]`` extra) and
+fails the build if any built page loads a script, stylesheet or other
+resource from another host.
 """
 
 import sys
@@ -46,6 +49,7 @@ extensions = [
     "sphinx_gallery.gen_gallery",
     "docstring_checks",
     "bench_table",
+    "offline_assets",
 ]
 templates_path = ["_templates"]
 # the gallery sources are read by sphinx-gallery, not by Sphinx
@@ -63,6 +67,11 @@ nitpick_ignore_regex = [
 autosummary_generate = True
 autosummary_imported_members = True
 autodoc_typehints = "none"  # types live in the numpydoc Parameters section
+
+# -- maths -------------------------------------------------------------------
+# MathJax 3 from the built site (_static/mathjax/, copied there by
+# _ext/offline_assets.py), not from a CDN: the pages render without network
+mathjax_path = "mathjax/tex-mml-chtml.js"
 
 # -- numpydoc ----------------------------------------------------------------
 numpydoc_show_class_members = False  # the class template lists the methods
@@ -113,6 +122,9 @@ sphinx_gallery_conf = {
     "image_scrapers": ("matplotlib",),
     "show_memory": False,
     "min_reported_time": 1,
+    # the sg_execution_times pages load jQuery and DataTables from CDNs; the
+    # times are still printed by the build and shown under each example
+    "write_computation_times": False,
 }
 
 # -- HTML --------------------------------------------------------------------
