@@ -237,7 +237,8 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         samples).
     loss_curve_ : list of float
         Training objective (mean cross-entropy plus penalty) at the end of
-        each epoch, on all training rows or a fixed random sample of 4096.
+        each epoch, on all training rows or a fixed random sample of 4096
+        (fewer for more than 256 features: about a million entries of X).
     best_loss_ : float or None
         Lowest value in `loss_curve_`; None with `early_stopping`.
     validation_scores_ : list of float or None

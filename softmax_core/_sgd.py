@@ -7,7 +7,7 @@ contiguous blocks of that copy in a fresh random order, so each batch is a
 slice (a view for dense arrays) that stays in cache between the two products.
 
 The epoch objective is the training objective (mean cross-entropy plus
-penalty) at the end of the epoch, on all rows or a fixed sample of
+penalty) at the end of the epoch, on all rows or a fixed sample of up to
 ``EVAL_ROWS`` (``_Evaluation``).  Around it:
 
 * Stopping measures relative progress: an epoch improves when it lowers the
@@ -62,8 +62,10 @@ STEP_DIVISOR = 10.0
 MIN_STEP_FRACTION = 1e-6
 # divergence: retries with a 10x smaller step before giving up
 MAX_RETRIES = 6
-# the objective that the stopping rule watches is evaluated on at most this many rows
+# the objective that the stopping rule watches is evaluated on at most EVAL_ROWS
+# rows, fewer for wide data (about EVAL_ENTRIES entries of X, at least 1024 rows)
 EVAL_ROWS = 4096
+EVAL_ENTRIES = 1 << 20
 # a step keeps descending (no plateau) while the extrapolated remaining descent
 # exceeds this many times the tolerance
 REMAINING_FACTOR = 10.0
@@ -265,8 +267,8 @@ def _improves(loss, best, tol):
 class _Evaluation:
     """The training objective at the current coefficients, on a fixed set of rows.
 
-    All rows up to ``EVAL_ROWS``, else a fixed random sample of that many: the
-    same rows every epoch, so two epochs compare without sampling noise.  The
+    All rows up to ``EVAL_ROWS`` (fewer for wide data, see ``EVAL_ENTRIES``),
+    else a fixed random sample of that many: the same rows every epoch, so two epochs compare without sampling noise.  The
     running mean of the batch losses would be free, but on small data its
     noise (batch to batch) hides the slow, steady progress of the last
     epochs, and it describes the path through the epoch, not its end point.
@@ -275,8 +277,9 @@ class _Evaluation:
     def __init__(self, xp, cfg, X, y, w, rng):
         n = X.shape[0]
         self.xp, self.cfg = xp, cfg
-        if n > EVAL_ROWS:
-            rows = np.sort(rng.choice(n, size=EVAL_ROWS, replace=False))
+        budget = min(EVAL_ROWS, max(1024, EVAL_ENTRIES // max(X.shape[1], 1)))
+        if n > budget:
+            rows = np.sort(rng.choice(n, size=budget, replace=False))
             if sp.issparse(X):
                 X = X[rows]
             else:
