@@ -268,10 +268,11 @@ class _Evaluation:
     """The training objective at the current coefficients, on a fixed set of rows.
 
     All rows up to ``EVAL_ROWS`` (fewer for wide data, see ``EVAL_ENTRIES``),
-    else a fixed random sample of that many: the same rows every epoch, so two epochs compare without sampling noise.  The
-    running mean of the batch losses would be free, but on small data its
-    noise (batch to batch) hides the slow, steady progress of the last
-    epochs, and it describes the path through the epoch, not its end point.
+    else a fixed random sample of that many: the same rows every epoch, so
+    two epochs compare without sampling noise.  The running mean of the
+    batch losses would be free, but on small data its noise (batch to batch)
+    hides the slow, steady progress of the last epochs, and it describes the
+    path through the epoch, not its end point.
     """
 
     def __init__(self, xp, cfg, X, y, w, rng):
