@@ -42,6 +42,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
+from ._optimality import newton_decrement
 from ._preconditioner import estimate_curvature, fit_preconditioner
 from ._sgd import SGDConfig, SGDState, normalize_weights, run_sgd
 from ._softmax import log_softmax, softmax
@@ -64,6 +65,9 @@ _FOREIGN_PARAMETERS = {
     "average": "averaged SGD is not offered (it measured worse than the default schedule).",
 }
 _SCHEDULE_NAMES = {"constant", "invscaling", "adaptive"}
+
+# the final optimality check runs on training sets of at most this many rows
+_OPTIMALITY_ROWS = 20_000
 
 # warnings point at the caller of fit / partial_fit: _warn_if_poor, _fit_unsafe,
 # _fit, fit, sklearn's _fit_context wrapper, caller
@@ -249,6 +253,13 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
     best_validation_score_ : float or None
         Validation accuracy of the epoch whose coefficients are kept (the one
         of lowest validation log loss) with `early_stopping`, else None.
+    optimality_gap_ : float
+        After a :meth:`fit` that stopped by its rule (NumPy input of at most
+        20000 rows, ``l1_ratio=0``, no `early_stopping`): the Newton
+        decrement ``g^T H^-1 g / 2`` at the final coefficients, an estimate of
+        how far the training objective is above its optimum (None where the
+        check does not run).  A ``ConvergenceWarning`` is raised when it
+        exceeds ``tol * max(objective, 1)``.
     learning_rate_ : float
         The initial step size used (derived from the data with
         ``learning_rate="auto"``).
@@ -561,7 +572,40 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         )
         self._store(xp, state, classes_, validation is not None)
         self._warn_if_poor(state, converged, start_loss, incremental)
+        # (early stopping deliberately ends before the training optimum)
+        if (converged and xp is np and self.l1_ratio == 0 and self.tol is not None
+                and validation is None):
+            self._check_optimality(state, cfg, X, y_idx, w)
         return self
+
+    def _check_optimality(self, state, cfg, X, y_idx, w):
+        """Warn when a Newton step from the end point would still gain more than
+        ``tol * max(objective, 1)``: the stopping rule took a slow descent for
+        convergence (see ``_optimality.py``)."""
+        if X.shape[0] > _OPTIMALITY_ROWS:
+            # a subsample's gradient is dominated by sampling noise, which the flat
+            # directions of H^-1 amplify into false alarms; the whole data set would
+            # cost as much as many epochs.  Large data are where SGD does well.
+            return
+        with np.errstate(all="ignore"):
+            gap = newton_decrement(
+                X, y_idx, w, state.W, state.b, alpha=cfg.alpha, fit_intercept=cfg.fit_intercept,
+                label_smoothing=cfg.label_smoothing,
+                inv_scale2=state.preconditioner.inv_scale2)
+        self.optimality_gap_ = gap
+        final = state.loss_curve[-1]
+        limit = cfg.tol * max(final, 1.0)
+        if gap > limit:
+            warnings.warn(
+                f"{type(self).__name__}: the fit stopped after {state.epochs} epochs, but a "
+                f"Newton step from the final coefficients would still lower the training "
+                f"objective ({final:.6g}) by about {gap:.2g}, more than tol * max(objective, "
+                f"1) = {limit:.2g}: the optimizer descends slowly here (typically a small, "
+                "weakly regularized problem). Lower tol and raise max_iter, increase alpha, or "
+                "use sklearn.linear_model.LogisticRegression for such data.",
+                ConvergenceWarning,
+                stacklevel=_STACKLEVEL,
+            )
 
     def _resolved_batch_size(self, n_samples):
         """``batch_size``, or for "auto" 256 rows, fewer (down to 32) for ~16 steps per epoch."""
@@ -785,6 +829,7 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         self.loss_curve_ = list(state.loss_curve)
         self.learning_rate_ = state.initial_learning_rate
         self.batch_size_ = state.batch_size
+        self.optimality_gap_ = None  # set by _check_optimality where it runs
         if early_stopping:
             self.validation_scores_ = list(state.validation_scores)
             self.validation_loss_curve_ = list(state.validation_losses)
