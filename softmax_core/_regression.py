@@ -591,7 +591,9 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
             gap = newton_decrement(
                 X, y_idx, w, state.W, state.b, alpha=cfg.alpha, fit_intercept=cfg.fit_intercept,
                 label_smoothing=cfg.label_smoothing,
-                inv_scale2=state.preconditioner.inv_scale2)
+                inv_scale2=state.preconditioner.inv_scale2, offset=state.preconditioner.offset)
+        if not np.isfinite(gap):
+            return  # optimality_gap_ stays None: no estimate, rather than a wrong one
         self.optimality_gap_ = gap
         final = state.loss_curve[-1]
         limit = cfg.tol * max(final, 1.0)

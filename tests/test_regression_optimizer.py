@@ -119,13 +119,15 @@ def test_no_better_than_zeros_warns():
 # ----------------------------------------------------------------- stopping
 
 
+@pytest.mark.parametrize("raw", [False, True], ids=["std", "raw"])
 @pytest.mark.parametrize("loader", [load_iris, load_breast_cancer, load_wine])
-def test_stopping_on_tiny_data_is_near_the_optimum_or_warns(loader):
+def test_stopping_on_tiny_data_is_near_the_optimum_or_warns(loader, raw):
     """Tiny, weakly regularized data: the fit stops by itself; its objective is within
     1e-3 of the optimum, or the Newton-decrement check warns.  The check's estimate
     agrees with the true gap (LogisticRegression's optimum) within a factor of 2."""
     X, y = loader(return_X_y=True)
-    X = StandardScaler().fit_transform(X)
+    if not raw:
+        X = StandardScaler().fit_transform(X)
     f_opt, _ = _optimum(X, y, 1e-4)
     with warnings.catch_warnings(record=True) as record:
         warnings.simplefilter("always", ConvergenceWarning)
