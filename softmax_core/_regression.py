@@ -179,9 +179,12 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         `schedule` for what happens after `n_iter_no_change` epochs without
         improvement.  ``None`` disables the rule and always runs `max_iter`
         epochs.
-    n_iter_no_change : int, default=5
+    n_iter_no_change : int or "auto", default="auto"
         Number of epochs without improvement tolerated before the step is
         lowered or training stops (also the patience of `early_stopping`).
+        ``"auto"`` is 5, or 3 when an epoch has at least 100 steps (large
+        data, whose epochs are long and whose objective is less noisy from
+        one epoch to the next).
     early_stopping : bool, default=False
         Whether to set aside a stratified `validation_fraction` of the training
         data, stop when its log loss has not improved for `n_iter_no_change`
@@ -317,7 +320,7 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         "precondition": ["boolean"],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left"), None],
-        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "early_stopping": ["boolean"],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
         "shuffle": ["boolean"],
@@ -370,7 +373,7 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         precondition=True,
         max_iter=1000,
         tol=1e-3,
-        n_iter_no_change=5,
+        n_iter_no_change="auto",
         early_stopping=False,
         validation_fraction=0.1,
         shuffle=True,
@@ -552,7 +555,7 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         continuing = incremental and not first_call and state.batch_size is not None
         if not continuing:
             state.batch_size = self._resolved_batch_size(X.shape[0])
-        cfg = self._config(state)
+        cfg = self._config(state, X.shape[0])
         if not continuing:
             self._prepare_optimizer(xp, state, cfg, X, w, rng)
         cfg.learning_rate = state.initial_learning_rate
@@ -658,7 +661,12 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
                 stacklevel=_STACKLEVEL,
             )
 
-    def _config(self, state):
+    def _resolved_patience(self, n_samples, batch_size):
+        if self.n_iter_no_change != "auto":
+            return int(self.n_iter_no_change)
+        return 3 if math.ceil(n_samples / batch_size) >= 100 else 5
+
+    def _config(self, state, n_samples):
         return SGDConfig(
             batch_size=state.batch_size,
             learning_rate=state.initial_learning_rate,
@@ -671,7 +679,7 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
             fit_intercept=self.fit_intercept,
             label_smoothing=float(self.label_smoothing),
             tol=None if self.tol is None else float(self.tol),
-            n_iter_no_change=self.n_iter_no_change,
+            n_iter_no_change=self._resolved_patience(n_samples, state.batch_size),
             shuffle=self.shuffle,
             verbose=self.verbose,
         )

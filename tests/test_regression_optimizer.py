@@ -317,3 +317,14 @@ def test_newton_decrement_matches_the_gap_of_a_quadratic_model():
     est = newton_decrement(X, y, None, clf.coef_.T, clf.intercept_, **kw)
     gap = _objective(clf, X, y, alpha) - f_opt
     assert 0.7 * gap <= est <= 1.3 * gap
+
+
+def test_auto_patience_is_shorter_for_long_epochs(capsys):
+    """n_iter_no_change="auto": 5 epochs, or 3 once an epoch has 100 steps or more."""
+    X, y = make_classification(30_000, 10, n_informative=5, n_classes=3, random_state=0)
+    SoftmaxRegression(random_state=0, verbose=1).fit(X, y)  # 118 steps per epoch
+    assert re.search(r"in 3 epochs", capsys.readouterr().out)
+    SoftmaxRegression(random_state=0, verbose=1, batch_size=512).fit(X, y)  # 59 steps
+    assert re.search(r"in 5 epochs", capsys.readouterr().out)
+    SoftmaxRegression(random_state=0, verbose=1, n_iter_no_change=7).fit(X, y)
+    assert re.search(r"in 7 epochs", capsys.readouterr().out)
