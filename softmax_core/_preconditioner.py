@@ -74,8 +74,7 @@ def fit_preconditioner(xp, X, w, fit_intercept, enabled, l2=0.0):
         return Preconditioner()
     if w is None:
         mu = xp.mean(X, axis=0)
-        var = xp.mean((X - mu) ** 2, axis=0) if X.shape[0] * X.shape[1] <= 1 << 22 \
-            else _chunked_variance(xp, X, mu)
+        var = _chunked_variance(xp, X, mu)
     else:
         total = xp.sum(w)
         mu = (w @ X) / total

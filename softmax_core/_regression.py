@@ -263,6 +263,9 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         how far the training objective is above its optimum (None where the
         check does not run).  A ``ConvergenceWarning`` is raised when it
         exceeds ``tol * max(objective, 1)``.
+    n_divergence_retries_ : int
+        Number of diverged epochs that the last call rolled back and retried
+        with a smaller step (0 when none diverged).
     learning_rate_ : float
         The initial step size used (derived from the data with
         ``learning_rate="auto"``).
@@ -624,13 +627,11 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
                                                   self.precondition,
                                                   l2=cfg.alpha * (1 - cfg.l1_ratio))
         if self.learning_rate == "auto":
-            state.curvature = estimate_curvature(xp, X, w, state.preconditioner,
-                                                 cfg.alpha * (1 - cfg.l1_ratio),
-                                                 self.fit_intercept, rng)
-            state.step_multiplier = _AUTO_STEP_MULTIPLIER
-            rate = state.curvature.step(state.batch_size) * _AUTO_STEP_MULTIPLIER
+            curvature = estimate_curvature(xp, X, w, state.preconditioner,
+                                           cfg.alpha * (1 - cfg.l1_ratio), self.fit_intercept,
+                                           rng)
+            rate = curvature.step(state.batch_size) * _AUTO_STEP_MULTIPLIER
         else:
-            state.curvature = None
             rate = float(self.learning_rate)
         state.learning_rate = rate
         state.initial_learning_rate = rate
@@ -638,8 +639,6 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
     def _warn_if_poor(self, state, converged, start_loss, incremental):
         """Never return in silence a model no better than zeros, or one that stopped early."""
         name = type(self).__name__
-        if state.retries:
-            self.n_divergence_retries_ = state.retries
         final = state.loss_curve[-1] if state.loss_curve else math.inf
         if not incremental and final >= start_loss * (1 - 1e-3):
             warnings.warn(
@@ -840,6 +839,7 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         self.learning_rate_ = state.initial_learning_rate
         self.batch_size_ = state.batch_size
         self.optimality_gap_ = None  # set by _check_optimality where it runs
+        self.n_divergence_retries_ = state.retries
         if early_stopping:
             self.validation_scores_ = list(state.validation_scores)
             self.validation_loss_curve_ = list(state.validation_losses)

@@ -40,6 +40,7 @@ from ._losses import cross_entropy
 from ._native import kernels
 from ._preconditioner import Preconditioner
 from ._sgd_steps import (
+    NO_IGNORE,
     ArrayOps,
     LazyScale,
     NumpyOps,
@@ -108,8 +109,6 @@ class SGDState:
     learning_rate: float = 0.1  # current rate (before the divergence factor)
     initial_learning_rate: float = 0.1  # the rate the fit started with
     batch_size: int | None = None  # resolved on the first call
-    curvature: object = None  # Curvature, with learning_rate="auto"
-    step_multiplier: float = 1.0  # learning_rate="auto": the step is this times 1 / L(m)
     step_factor: float = 1.0  # divergence retries divide it by 10
     preconditioner: Preconditioner = field(default_factory=Preconditioner)
     epochs: int = 0  # epochs run by this optimizer (drives "invscaling")
@@ -304,7 +303,7 @@ class _Evaluation:
             if not np.isfinite(Z).all():
                 return math.inf
             total = kernels.cross_entropy_rows(
-                Z, self.y, None, self.w, cfg.label_smoothing, -100, 1.0, None, None,
+                Z, self.y, None, self.w, cfg.label_smoothing, NO_IGNORE, 1.0, None, None,
                 n_threads_for(Z.size))
         else:
             losses = cross_entropy(Z, self.y, reduction="none",

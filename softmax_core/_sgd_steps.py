@@ -33,11 +33,11 @@ from ._losses import cross_entropy_with_grad
 from ._native import kernels
 from ._threads import n_threads_for
 
-__all__ = ["ArrayOps", "NumpyOps", "SparseBlocks", "batch_bounds", "batch_step",
+__all__ = ["NO_IGNORE", "ArrayOps", "NumpyOps", "SparseBlocks", "batch_bounds", "batch_step",
            "lazy_sparse_step", "lazy_eligible"]
 
 # an ignore_index that no encoded class index (0 <= y < C) can equal
-_NO_IGNORE = -100
+NO_IGNORE = -100
 
 # fold the lazy scale into U before it underflows
 _MIN_SCALE = 1e-6
@@ -140,7 +140,7 @@ class NumpyOps(ArrayOps):
         if wb is not None:
             wb = np.ascontiguousarray(wb, dtype=np.float64)
         loss = kernels.cross_entropy_rows(
-            Z, yb, None, wb, label_smoothing, _NO_IGNORE, grad_scale, G, None,
+            Z, yb, None, wb, label_smoothing, NO_IGNORE, grad_scale, G, None,
             n_threads_for(Z.size))
         return loss, G
 
