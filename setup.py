@@ -82,8 +82,25 @@ def _compiles(compiler, flags, code="int main(void){return 0;}\n", link=True):
     return True
 
 
+def _cpu_count():
+    """CPUs this process may run on (the affinity mask where there is one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 class BuildKernels(build_ext):
-    """build_ext that probes OpenMP and per-target -march support first."""
+    """build_ext that probes OpenMP and per-target -march support first.
+
+    The targets compile in parallel, one C compiler per CPU (setuptools'
+    ``build_ext --parallel``), unless ``-j N`` / ``--parallel N`` is given.
+    """
+
+    def finalize_options(self):
+        super().finalize_options()
+        if self.parallel is None:
+            self.parallel = max(1, min(_cpu_count(), len(TARGETS)))
 
     def build_extensions(self):
         openmp_code = textwrap.dedent("""
@@ -128,6 +145,8 @@ extensions = [
 
 setup(
     ext_modules=cythonize(extensions, compiler_directives=CYTHON_DIRECTIVES,
-                          include_path=[SRC]),
+                          include_path=[SRC],
+                          # Cython -> C for the targets in parallel as well
+                          nthreads=min(_cpu_count(), len(TARGETS)) if len(TARGETS) > 1 else 0),
     cmdclass={"build_ext": BuildKernels},
 )
