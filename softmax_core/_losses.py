@@ -10,6 +10,10 @@ its device.  The semantics are those of ``torch.nn.functional.nll_loss`` and
 axis 1 (axis 0 for 1-D input).
 """
 
+import contextlib
+
+import numpy as np
+
 from . import _losses_generic as generic
 from . import _losses_numpy
 from ._losses_validation import check_loss_inputs
@@ -37,6 +41,12 @@ def _finish(inputs, loss, grad):
         grad = xp.astype(generic.from_rows(xp, grad, inputs.x.shape), inputs.result_dtype,
                          copy=False)
     return loss, grad
+
+
+def _quiet(inputs):
+    """NumPy's floating-point warnings off for NumPy input: inf and NaN logits
+    are part of the semantics (torch computes them silently)."""
+    return np.errstate(all="ignore") if inputs.backend == NUMPY else contextlib.nullcontext()
 
 
 def _numpy_scalar(inputs, loss):
@@ -70,6 +80,11 @@ def _cross_entropy(inputs, want_grad):
         res = _cupy_fused(inputs)
         if res is not None:
             return res
+    with _quiet(inputs):
+        return _cross_entropy_generic(inputs, want_grad)
+
+
+def _cross_entropy_generic(inputs, want_grad):
     xp = inputs.xp
     if inputs.kind == "index":
         target = generic.rows_to_batch(xp, inputs.target)
@@ -157,10 +172,12 @@ def nll_loss(log_probs, target, /, *, weight=None, ignore_index=-100, reduction=
     inputs = _inputs(log_probs, target, weight, None, ignore_index, reduction, 0.0,
                      allow_prob=False)
     xp = inputs.xp
-    loss = generic.nll_loss(
-        xp, generic.to_rows(xp, inputs.x), generic.rows_to_batch(xp, inputs.target),
-        weight=inputs.weight, ignore_index=inputs.ignore_index, reduction=inputs.reduction)
-    return _numpy_scalar(inputs, _finish(inputs, loss, None)[0])
+    with _quiet(inputs):
+        loss = generic.nll_loss(
+            xp, generic.to_rows(xp, inputs.x), generic.rows_to_batch(xp, inputs.target),
+            weight=inputs.weight, ignore_index=inputs.ignore_index, reduction=inputs.reduction)
+        loss = _finish(inputs, loss, None)[0]
+    return _numpy_scalar(inputs, loss)
 
 
 _SHARED_PARAMETERS = r"""

@@ -62,9 +62,10 @@ def cross_entropy(inputs, want_grad):
         loss = np.asarray(total)
     else:  # torch's mean is (1 - eps) * (0/0) + ... when the denominator is 0: NaN
         loss = total / denom if denom != 0 else math.nan
-    loss = np.asarray(loss, dtype=inputs.result_dtype)
-    if grad is not None:
-        if inputs.x.ndim != 2:
-            grad = from_rows(npx, grad, inputs.x.shape)
-        grad = np.ascontiguousarray(grad, dtype=inputs.result_dtype)
+    with np.errstate(over="ignore"):  # a float16/float32 result may overflow, silently
+        loss = np.asarray(loss, dtype=inputs.result_dtype)
+        if grad is not None:
+            if inputs.x.ndim != 2:
+                grad = from_rows(npx, grad, inputs.x.shape)
+            grad = np.ascontiguousarray(grad, dtype=inputs.result_dtype)
     return loss, grad

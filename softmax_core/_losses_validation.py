@@ -186,7 +186,7 @@ def _target(xp, target, x, batch, allow_prob, ignore_index):
                 f"ignore_index={ignore_index} is not supported with class-probability "
                 "targets (as in torch); leave it negative"
             )
-        return xp.astype(target, x.dtype, copy=False), "prob"
+        return _cast(xp, target, x.dtype), "prob"
     if _isdtype(xp, dtype, "bool") or not _isdtype(xp, dtype, "integral"):
         raise TypeError(
             "target must hold integer class indices or floating class probabilities, "
@@ -213,6 +213,16 @@ def _target(xp, target, x, batch, allow_prob, ignore_index):
     return converted, "index"
 
 
+def _cast(xp, a, dtype):
+    """``a`` in ``dtype``; a NumPy cast that overflows gives inf silently, as in torch."""
+    if isinstance(a, np.ndarray):
+        if a.dtype == dtype:
+            return a
+        with np.errstate(over="ignore", invalid="ignore"):
+            return a.astype(dtype)
+    return xp.astype(a, dtype, copy=False)
+
+
 def _weight(xp, weight, n_classes, dtype, like):
     if weight is None:
         return None
@@ -224,7 +234,7 @@ def _weight(xp, weight, n_classes, dtype, like):
             f"weight must have shape ({n_classes},), one entry per class, got shape "
             f"{_shape(weight)}"
         )
-    return xp.astype(weight, dtype, copy=False)
+    return _cast(xp, weight, dtype)
 
 
 def _sample_weight(xp, sample_weight, batch, dtype, like):
@@ -241,7 +251,7 @@ def _sample_weight(xp, sample_weight, batch, dtype, like):
             f"sample_weight must have shape {expected} (one weight per sample), got shape "
             f"{shape}"
         )
-    sw = xp.astype(sw, dtype, copy=False)
+    sw = _cast(xp, sw, dtype)
     if math.prod(shape):
         low = float(sw.min() if isinstance(sw, np.ndarray) else xp.min(sw))
         if not low >= 0:  # NaN fails too

@@ -241,8 +241,9 @@ def logsumexp(x, /, axis=-1, *, b=None, keepdims=False, return_sign=False, where
     if backend == NUMPY:
         import numpy as np
 
-        res = generic.logsumexp(np, np.asarray(x), axis, np.asarray(b), keepdims,
-                                return_sign, None if where is None else np.asarray(where))
+        with np.errstate(all="ignore"):  # inf * 0 and friends are handled, and silent
+            res = generic.logsumexp(np, np.asarray(x), axis, np.asarray(b), keepdims,
+                                    return_sign, None if where is None else np.asarray(where))
         return tuple(r[()] for r in res) if return_sign else res[()]
     if backend == CUPY and b is None and where is None and not return_sign:
         from . import _cupy

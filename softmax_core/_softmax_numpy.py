@@ -49,9 +49,10 @@ def _prepare(x, axis, dtype, where):
     if where is not None:
         mask = check_where_numpy(where, x.shape)
     src = x if perm is None else x.transpose(perm)
-    if mask is not None:
+    if mask is not None:  # one C-ordered copy, -inf where masked out
         m = mask if perm is None else mask.transpose(perm)
-        xc = np.where(m, src.astype(compute, copy=False), compute.type(-np.inf))
+        xc = np.full(src.shape, -np.inf, dtype=compute)
+        np.copyto(xc, src, casting="unsafe", where=m)
     else:
         xc = np.ascontiguousarray(src, dtype=compute)
     return x.shape, xc, result, axes, perm, shape3, mask
@@ -86,6 +87,11 @@ def softmax(x, axis, dtype, where, out, use_log):
         kernels.softmax_3d(x.reshape(x.size // n, n, 1), res.reshape(x.size // n, n, 1),
                            use_log, n_threads_for(x.size))
         return res
+    with np.errstate(all="ignore"):  # casts to a narrower dtype are silent, as in torch
+        return _softmax_general(x, axis, dtype, where, out, use_log)
+
+
+def _softmax_general(x, axis, dtype, where, out, use_log):
     shape, xc, result, axes, perm, shape3, mask = _prepare(x, axis, dtype, where)
     if out is not None:
         _check_out(out, shape, result)
@@ -116,6 +122,11 @@ def _same_buffer(a, b):
 
 def logsumexp(x, axis, keepdims, return_sign, where):
     """logsumexp of a NumPy array-like (``b=`` goes through ``_softmax_generic``)."""
+    with np.errstate(all="ignore"):
+        return _logsumexp(x, axis, keepdims, return_sign, where)
+
+
+def _logsumexp(x, axis, keepdims, return_sign, where):
     shape, xc, result, axes, perm, (outer, n, inner), _ = _prepare(x, axis, None, where)
     if n == 0:
         res = np.full((outer, inner), -np.inf, dtype=xc.dtype)
@@ -136,6 +147,11 @@ def logsumexp(x, axis, keepdims, return_sign, where):
 
 def softmax_backward(grad_output, output, axis, use_log):
     """VJP of softmax (``use_log=False``) or log_softmax for NumPy array-likes."""
+    with np.errstate(all="ignore"):
+        return _softmax_backward(grad_output, output, axis, use_log)
+
+
+def _softmax_backward(grad_output, output, axis, use_log):
     g, g_compute, g_result = numpy_compute_dtypes(grad_output, None)
     y, y_compute, y_result = numpy_compute_dtypes(output, None)
     if g.shape != y.shape:

@@ -48,6 +48,15 @@ def _check_real_float(dtype, what):
         raise TypeError(f"{what} must be a real floating dtype, got {dtype}")
 
 
+def _reject_dtype(dtype):
+    if dtype.kind == "c":
+        raise TypeError(
+            f"complex input ({dtype}) is not supported: softmax-family functions are "
+            "defined for real numbers"
+        )
+    raise TypeError(f"expected a real numeric array, got dtype {dtype}")
+
+
 def numpy_compute_dtypes(x, dtype):
     """Convert ``x`` like ``np.asarray`` and return ``(x, compute, result)``.
 
@@ -56,21 +65,21 @@ def numpy_compute_dtypes(x, dtype):
     float64 (as in scipy); complex and non-numeric input raise ``TypeError``.
     """
     x = np.asarray(x)
+    if x.dtype.kind not in "biuf":
+        _reject_dtype(x.dtype)
     if dtype is not None:
         target = np.dtype(dtype)
         _check_real_float(target, "dtype")
         result = target
+        if target.itemsize < 4 and x.dtype != target:
+            # round to float16 first, as torch does (computing in float32
+            # alone would keep values float16 cannot hold); silent like torch
+            with np.errstate(over="ignore", invalid="ignore"):
+                x = x.astype(target)
     elif x.dtype.kind in "biu":
         result = np.dtype(np.float64)
-    elif x.dtype.kind == "f":
-        result = x.dtype
-    elif x.dtype.kind == "c":
-        raise TypeError(
-            f"complex input ({x.dtype}) is not supported: softmax-family functions are "
-            "defined for real numbers"
-        )
     else:
-        raise TypeError(f"expected a real numeric array, got dtype {x.dtype}")
+        result = x.dtype
     if result not in (np.float32, np.float64, np.float16):
         # long double and friends: compute in float64
         compute = np.dtype(np.float64)

@@ -4,9 +4,18 @@
 #
 # The Python layer (softmax_core/_losses_numpy.py) moves the class axis of
 # (N, C, d1, ...) input last and merges the rest into M rows, checks every
-# target (each is in [0, C) or equals ignore_index) and every shape, and
-# computes the "mean" denominator (`target_weight_sum`), so nothing here can
-# read out of bounds or needs to raise.
+# target (each is in [0, C) or equals ignore_index, with a message naming
+# the value) and every shape, and computes the "mean" denominator
+# (`target_weight_sum`).  The kernels check again what they index with,
+# since they can be called directly: every shape at entry, and every target
+# of a block just before the block uses it (`_bad_targets`, on data already
+# in cache); a bad one skips its block and raises ValueError after the
+# parallel region.
+#
+# Reductions are reproducible: the rows are cut into tasks of a fixed number
+# of rows (BLOCK elements, at least one row), each task sums its own rows in
+# order into its slot of `partial`, and the slots are added in task order
+# (`_ordered_sum`), so the total has the same bits for any thread count.
 #
 # For one row with max m, s = sum_j exp(x_j - m), eps = label_smoothing,
 # weights w (all ones without `weight`), W = sum_j w_j and target y:
@@ -18,7 +27,9 @@
 # "mean", 1 otherwise, NaN for a 0/0 mean as torch).  The loss is always
 # logsumexp(x) - x_y with x - m formed first, never log(softmax(x)), so
 # logits of +-1e4 give exact, finite results; it is accumulated in double.
-# Ignored rows get loss 0 and a zero gradient.  A NaN logit makes its own
+# W enters only through eps/C * W and is taken as exactly 0 without
+# smoothing, so an inf or NaN weight of a class that no target uses leaves
+# the loss finite, as in torch.  Ignored rows get loss 0 and a zero gradient.  A NaN logit makes its own
 # row's loss and gradient NaN (exp(NaN - m) poisons s), as torch.
 #
 # Each row is read once from memory: the gradient buffer receives exp(x - m)
@@ -61,12 +72,12 @@ cdef extern from "cross_entropy_kernels.h":
                            int64_t *hi) noexcept nogil
     void sc_ce_factors_f(const double *s, const double *ls, double *acc, const float *xy,
                          const float *m, const int32_t *yi, const double *w,
-                         const double *sw, double keep, double eps_c, double w_sum,
+                         const double *sw, double keep, double eps_c, double eps_w,
                          double grad_scale, float *c, float *b, float *d,
                          Py_ssize_t n) noexcept nogil
     void sc_ce_factors_d(const double *s, const double *ls, double *acc, const double *xy,
                          const double *m, const int32_t *yi, const double *w,
-                         const double *sw, double keep, double eps_c, double w_sum,
+                         const double *sw, double keep, double eps_c, double eps_w,
                          double grad_scale, double *c, double *b, double *d,
                          Py_ssize_t n) noexcept nogil
 
@@ -94,9 +105,9 @@ cdef enum:
 
 cdef struct _CEParams:
     const double *w  # class weights, NULL for all ones
-    double w_sum  # sum of the class weights (C without weights)
     double keep  # 1 - label_smoothing
     double eps_c  # label_smoothing / C
+    double eps_w  # eps_c * (sum of the class weights), exactly 0 without smoothing
     double grad_scale  # 1 / denominator for "mean", else 1
     int64_t ignore_index
 
@@ -114,7 +125,7 @@ cdef inline double _ce_loss(const floating *x, Py_ssize_t n, int64_t y, floating
                 acc += p.w[j] * (<double>x[j] - <double>m)
         else:
             acc = _sum(x, n) - n * <double>m
-        loss += p.eps_c * (p.w_sum * log_s - acc)
+        loss += p.eps_w * log_s - p.eps_c * acc
     return loss
 
 
@@ -122,7 +133,7 @@ cdef inline void _ce_grad(floating *g, Py_ssize_t n, int64_t y, double s, double
                           const _CEParams *p) noexcept nogil:
     # g holds exp(x - m) on entry and the gradient on exit; a = sample weight * scale
     cdef double wy = p.w[y] if p.w != NULL else 1.0
-    cdef floating c = <floating>(a * (p.keep * wy + p.eps_c * p.w_sum) / s)
+    cdef floating c = <floating>(a * (p.keep * wy + p.eps_w) / s)
     cdef floating b = <floating>(a * p.eps_c)
     cdef Py_ssize_t j
     if p.w != NULL and p.eps_c != 0.0:
@@ -259,10 +270,10 @@ cdef double _ce_rows_transposed(const floating *px, floating *pg, floating *pl,
     if psw != NULL:
         sw = psw + r0
     if floating is float:
-        sc_ce_factors_f(s, ls, acc, xy, m, yi, p.w, sw, p.keep, p.eps_c, p.w_sum,
+        sc_ce_factors_f(s, ls, acc, xy, m, yi, p.w, sw, p.keep, p.eps_c, p.eps_w,
                         p.grad_scale, c, b, d, k)
     else:
-        sc_ce_factors_d(s, ls, acc, xy, m, yi, p.w, sw, p.keep, p.eps_c, p.w_sum,
+        sc_ce_factors_d(s, ls, acc, xy, m, yi, p.w, sw, p.keep, p.eps_c, p.eps_w,
                         p.grad_scale, c, b, d, k)
     if any_ignored:
         for r in range(k):
@@ -283,18 +294,44 @@ cdef double _ce_rows_transposed(const floating *px, floating *pg, floating *pl,
     return sc_sum_d(acc, k)
 
 
-cdef inline double _ce_row_long_at(const floating *px, floating *pg, floating *pl,
-                                   const int64_t *py, const double *psw, Py_ssize_t t,
-                                   Py_ssize_t n, const _CEParams *p) noexcept nogil:
-    # row t of the long-row loop: pointer offsets, then _ce_row_long
+cdef inline Py_ssize_t _bad_targets(const int64_t *y, Py_ssize_t n_rows, Py_ssize_t n,
+                                    int64_t ignore_index) noexcept nogil:
+    # how many of y[0:n_rows] are neither in [0, n) nor ignore_index: checked
+    # by the kernel itself, block by block just before the block is used (the
+    # targets are then in cache), so that no call can index out of bounds
+    cdef Py_ssize_t r, bad = 0
+    for r in range(n_rows):
+        bad += (y[r] != ignore_index) & ((y[r] < 0) | (y[r] >= n))
+    return bad
+
+
+cdef inline double _ce_rows_long(const floating *px, floating *pg, floating *pl,
+                                 const int64_t *py, const double *psw, Py_ssize_t r0,
+                                 Py_ssize_t n_rows, Py_ssize_t n,
+                                 const _CEParams *p) noexcept nogil:
+    # rows r0 .. r0 + n_rows - 1, one after another (_ce_row_long); returns
+    # the sum of sw * loss, added in row order
     cdef floating *g = NULL
-    cdef double loss
-    if pg != NULL:
-        g = pg + t * n
-    loss = _ce_row_long(px + t * n, g, n, py[t], 1.0 if psw == NULL else psw[t], p)
-    if pl != NULL:
-        pl[t] = <floating>loss
-    return loss
+    cdef double loss, total = 0.0
+    cdef Py_ssize_t t
+    for t in range(r0, r0 + n_rows):
+        if pg != NULL:
+            g = pg + t * n
+        loss = _ce_row_long(px + t * n, g, n, py[t], 1.0 if psw == NULL else psw[t], p)
+        if pl != NULL:
+            pl[t] = <floating>loss
+        total += loss
+    return total
+
+
+cdef inline double _ordered_sum(const double *partial, Py_ssize_t n) noexcept nogil:
+    # the tasks' partial sums added in task order, never in thread order: with
+    # tasks of a fixed size the total is bitwise the same for any thread count
+    cdef double total = 0.0
+    cdef Py_ssize_t t
+    for t in range(n):
+        total += partial[t]
+    return total
 
 
 def cross_entropy_rows(const floating[:, ::1] x, const int64_t[::1] target,
@@ -303,21 +340,26 @@ def cross_entropy_rows(const floating[:, ::1] x, const int64_t[::1] target,
                        floating[:, ::1] grad, floating[::1] losses, int n_threads):
     """Cross-entropy of the rows of a non-empty C-contiguous (M, C) array.
 
-    Returns the sum over rows of ``sample_weight * loss`` (double).  `weight`
-    (C,), `sample_weight` (M,), `grad` (M, C) and `losses` (M,) may be None;
-    the gradient is scaled by ``sample_weight * grad_scale``.  The caller has
-    checked that every target is in [0, C) or equals `ignore_index`.
+    Returns the sum over rows of ``sample_weight * loss`` (double), added
+    in a fixed order (the same bits for any `n_threads`).  `weight` (C,),
+    `sample_weight` (M,), `grad` (M, C) and `losses` (M,) may be None; the
+    gradient is scaled by ``sample_weight * grad_scale``.  Every target must
+    be in [0, C) or equal `ignore_index`: the kernel checks each one before
+    it uses it and raises ``ValueError`` otherwise (`grad` and `losses` are
+    then partly written).
     """
     cdef Py_ssize_t n_rows = x.shape[0], n = x.shape[1]
-    cdef Py_ssize_t t, r0, rows_per_task, n_tasks, j
-    cdef double *pws
+    cdef Py_ssize_t t, r0, k, rows_per_task, n_tasks, j, bad = 0
+    cdef double *pws = NULL
+    cdef double *partial
     cdef const floating *px
     cdef const int64_t *py
     cdef const double *psw = NULL
     cdef floating *pg = NULL
     cdef floating *pl = NULL
-    cdef double total = 0.0
+    cdef double total, w_sum
     cdef bint parallel = n_threads > 1
+    cdef bint blocked, transposed
     cdef _CEParams p
     _require(n_rows > 0 and n > 0 and target.shape[0] == n_rows
              and (weight is None or weight.shape[0] == n)
@@ -329,14 +371,17 @@ def cross_entropy_rows(const floating[:, ::1] x, const int64_t[::1] target,
     px = &x[0, 0]
     py = &target[0]
     p.w = NULL
-    p.w_sum = n
+    w_sum = n
     if weight is not None:
         p.w = &weight[0]
-        p.w_sum = 0.0
+        w_sum = 0.0
         for j in range(n):
-            p.w_sum += weight[j]
+            w_sum += weight[j]
     p.keep = 1.0 - label_smoothing
     p.eps_c = label_smoothing / n
+    # without smoothing the weight sum never enters (an inf weight of a class
+    # no target uses must not turn 0 * inf into NaN, as torch)
+    p.eps_w = p.eps_c * w_sum if p.eps_c != 0.0 else 0.0
     p.grad_scale = grad_scale
     p.ignore_index = ignore_index
     if sample_weight is not None:
@@ -345,29 +390,61 @@ def cross_entropy_rows(const floating[:, ::1] x, const int64_t[::1] target,
         pg = &grad[0, 0]
     if losses is not None:
         pl = &losses[0]
-    if not _blocked_rows(n, floating is float):
-        with nogil:
-            for t in prange(n_rows, schedule="static", num_threads=n_threads,
-                            use_threads_if=parallel):
-                total += _ce_row_long_at(px, pg, pl, py, psw, t, n, &p)
-    else:
-        rows_per_task = BLOCK // n
-        n_tasks = (n_rows + rows_per_task - 1) // rows_per_task
+    blocked = _blocked_rows(n, floating is float)
+    transposed = blocked and _transposed_block(n, floating is float)
+    # tasks of a fixed number of rows, whatever the thread count
+    rows_per_task = max(BLOCK // n, 1)
+    n_tasks = (n_rows + rows_per_task - 1) // rows_per_task
+    partial = <double *>malloc(n_tasks * sizeof(double))
+    if partial == NULL:
+        raise MemoryError("softmax_core: cannot allocate the kernel's partial sums")
+    if blocked:
         pws = _workspace(n_threads, CE_WORKSPACE)
-        with nogil:
-            for t in prange(n_tasks, schedule="static", num_threads=n_threads,
-                            use_threads_if=parallel):
-                r0 = t * rows_per_task
-                if _transposed_block(n, floating is float):
-                    total += _ce_rows_transposed(px, pg, pl, py, psw, r0,
-                                                 min(rows_per_task, n_rows - r0), n, &p,
+    with nogil:
+        for t in prange(n_tasks, schedule="static", num_threads=n_threads,
+                        use_threads_if=parallel):
+            r0 = t * rows_per_task
+            k = min(rows_per_task, n_rows - r0)
+            partial[t] = 0.0
+            if _bad_targets(py + r0, k, n, ignore_index):
+                bad += 1
+            elif not blocked:
+                partial[t] = _ce_rows_long(px, pg, pl, py, psw, r0, k, n, &p)
+            elif transposed:
+                partial[t] = _ce_rows_transposed(px, pg, pl, py, psw, r0, k, n, &p,
                                                  pws + threadid() * CE_WORKSPACE)
-                else:
-                    total += _ce_rows_short(px, pg, pl, py, psw, r0,
-                                            min(rows_per_task, n_rows - r0), n, &p,
+            else:
+                partial[t] = _ce_rows_short(px, pg, pl, py, psw, r0, k, n, &p,
                                             pws + threadid() * CE_WORKSPACE)
-        free(pws)
+        total = _ordered_sum(partial, n_tasks)
+    free(pws)
+    free(partial)
+    if bad:
+        _raise_bad_target(target, n, ignore_index)
     return total
+
+
+cdef int _raise_bad_target(const int64_t[::1] target, Py_ssize_t n,
+                           int64_t ignore_index) except -1:
+    # the first target outside [0, n) that is not ignore_index, named
+    cdef Py_ssize_t i
+    for i in range(target.shape[0]):
+        if target[i] != ignore_index and not 0 <= target[i] < n:
+            raise ValueError(f"softmax_core kernel: target {target[i]} at row {i} is out "
+                             f"of bounds for {n} classes (ignore_index={ignore_index})")
+    return 0
+
+
+cdef inline double _weight_sum_block(const int64_t *py, const double *pw, const double *psw,
+                                     Py_ssize_t r0, Py_ssize_t r1,
+                                     int64_t ignore_index) noexcept nogil:
+    # sum of w[y] * sw over rows r0 .. r1 - 1 that are not ignored, in order
+    cdef double acc = 0.0
+    cdef Py_ssize_t i
+    for i in range(r0, r1):
+        if py[i] != ignore_index:
+            acc += (1.0 if pw == NULL else pw[py[i]]) * (1.0 if psw == NULL else psw[i])
+    return acc
 
 
 def target_weight_sum(const int64_t[::1] target, const double[::1] weight,
@@ -375,29 +452,43 @@ def target_weight_sum(const int64_t[::1] target, const double[::1] weight,
                       int n_threads):
     """Sum of ``weight[y] * sample_weight`` over targets y != ignore_index:
     the denominator of a "mean" cross-entropy (weight/sample_weight may be
-    None for all ones).  Targets must already be checked."""
-    cdef Py_ssize_t i, n_rows = target.shape[0]
+    None for all ones), added in a fixed order (the same bits for any
+    `n_threads`).  With `weight`, every target must be in [0, len(weight))
+    or equal `ignore_index`, else ``ValueError``."""
+    cdef Py_ssize_t t, r0, r1, n_tasks, n_rows = target.shape[0], bad = 0
+    cdef Py_ssize_t n_classes = 0
     cdef const int64_t *py
     cdef const double *pw = NULL
     cdef const double *psw = NULL
-    cdef double total = 0.0
-    cdef int64_t y
+    cdef double *partial
+    cdef double total
     _require(n_rows > 0 and (sample_weight is None or sample_weight.shape[0] == n_rows),
              "target_weight_sum needs non-empty targets and sample_weight of their length")
     py = &target[0]
     if weight is not None:
         pw = &weight[0]
+        n_classes = weight.shape[0]
     if sample_weight is not None:
         psw = &sample_weight[0]
+    n_tasks = (n_rows + BLOCK - 1) // BLOCK
+    partial = <double *>malloc(n_tasks * sizeof(double))
+    if partial == NULL:
+        raise MemoryError("softmax_core: cannot allocate the kernel's partial sums")
     with nogil:
-        for i in prange(n_rows, schedule="static", num_threads=n_threads,
+        for t in prange(n_tasks, schedule="static", num_threads=n_threads,
                         use_threads_if=n_threads > 1):
-            y = py[i]
-            if y != ignore_index:
-                total += ((1.0 if pw == NULL else pw[y])
-                          * (1.0 if psw == NULL else psw[i]))
+            r0 = t * BLOCK
+            r1 = min(r0 + BLOCK, n_rows)
+            partial[t] = 0.0
+            if pw != NULL and _bad_targets(py + r0, r1 - r0, n_classes, ignore_index):
+                bad += 1
+            else:
+                partial[t] = _weight_sum_block(py, pw, psw, r0, r1, ignore_index)
+        total = _ordered_sum(partial, n_tasks)
+    free(partial)
+    if bad:
+        _raise_bad_target(target, n_classes, ignore_index)
     return total
-
 
 
 def index_range(const int64_t[::1] target):

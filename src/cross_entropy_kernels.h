@@ -62,9 +62,9 @@ static inline void sc_ce_grad_col_##SFX(T *col, const T *c, const T *b,  \
     for (Py_ssize_t r = 0; r < n; r++) {                                 \
         double wy = (WY), wr = (WR), a = wr * grad_scale;                \
         double loss = keep * wy * (ls[r] - ((double)xy[r] - (double)m[r]))\
-                      + eps_c * (w_sum * ls[r] - acc[r]);                \
+                      + (eps_w * ls[r] - eps_c * acc[r]);                \
         acc[r] = wr * loss;                                              \
-        c[r] = (T)(a * (keep * wy + eps_c * w_sum) / s[r]);              \
+        c[r] = (T)(a * (keep * wy + eps_w) / s[r]);                      \
         b[r] = (T)(a * eps_c);                                           \
         d[r] = (T)(a * keep * wy);                                       \
     }
@@ -73,7 +73,7 @@ static inline void sc_ce_factors_##SFX(                                  \
     const double *restrict s, const double *restrict ls,                 \
     double *restrict acc, const T *restrict xy, const T *restrict m,     \
     const int32_t *restrict yi, const double *restrict w,                \
-    const double *restrict sw, double keep, double eps_c, double w_sum,  \
+    const double *restrict sw, double keep, double eps_c, double eps_w,  \
     double grad_scale, T *restrict c, T *restrict b, T *restrict d,      \
     Py_ssize_t n)                                                        \
 {                                                                        \

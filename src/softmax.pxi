@@ -40,6 +40,9 @@
 from cython.parallel cimport prange, threadid
 from libc.stdlib cimport free, malloc
 
+cdef extern from "<stdlib.h>" nogil:
+    int posix_memalign(void **memptr, size_t alignment, size_t size)
+
 import numpy as np
 
 cdef enum:
@@ -71,10 +74,12 @@ cdef inline bint _transposed_block(Py_ssize_t n, bint single) noexcept nogil:
 cdef double *_workspace(int n_threads, Py_ssize_t per_thread=WORKSPACE) except NULL:
     """Scratch of `per_thread` doubles for every thread of a blocked kernel;
     the caller frees it."""
-    cdef double *ws = <double *>malloc(max(n_threads, 1) * per_thread * sizeof(double))
-    if ws == NULL:
+    # 64-byte aligned, so that a vectorized sum over scratch splits the same
+    # way in every call and every thread (reproducible reductions)
+    cdef void *ws = NULL
+    if posix_memalign(&ws, 64, max(n_threads, 1) * per_thread * sizeof(double)) != 0:
         raise MemoryError("softmax_core: cannot allocate the kernel workspace")
-    return ws
+    return <double *>ws
 
 
 cdef void _rows_long(const floating *x, floating *out, Py_ssize_t n,
@@ -176,6 +181,9 @@ def softmax_3d(x, out, bint use_log, int n_threads):
     `out` (same shape and dtype)."""
     # an explicit branch instead of a fused `def`: Cython's fused-signature
     # dispatch costs more than the whole kernel on a (256, 10) input
+    if not (isinstance(x, np.ndarray) and isinstance(out, np.ndarray)):
+        raise TypeError(f"softmax_core kernel: softmax_3d needs numpy.ndarray x and out, "
+                        f"got {type(x).__name__} and {type(out).__name__}")
     _require(x.ndim == 3 and x.size > 0 and out.shape == x.shape,
              "x and out must be non-empty (outer, n, inner) arrays of one shape")
     if x.dtype == np.float32:
