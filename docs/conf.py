@@ -129,6 +129,10 @@ sphinx_gallery_conf = {
 
 # -- HTML --------------------------------------------------------------------
 html_theme = "pydata_sphinx_theme"
+# where the site is meant to be served (it is not online yet); the "?" link of
+# SoftmaxRegression's HTML representation (_doc_link_template in
+# softmax_core/_regression.py) points at generated/<module>.<class>.html here
+html_baseurl = "https://softmax-core.readthedocs.io/en/latest/"
 html_title = f"softmax-core {release}"
 html_static_path = ["_static"]
 html_css_files = ["custom.css"]

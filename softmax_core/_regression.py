@@ -310,6 +310,13 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
     True
     """
 
+    # the "?" link of the HTML representation (scikit-learn's _repr_html_) to
+    # this class's API page, generated/softmax_core.SoftmaxRegression.html of
+    # the docs (docs/conf.py html_baseurl is the site's address)
+    _doc_link_module = "softmax_core"
+    _doc_link_template = ("https://softmax-core.readthedocs.io/en/latest/generated/"
+                          "{estimator_module}.{estimator_name}.html")
+
     _parameter_constraints: dict = {
         "alpha": [Interval(Real, 0, None, closed="left")],
         "l1_ratio": [Interval(Real, 0, 1, closed="both")],
