@@ -10,8 +10,6 @@ its device.  The semantics are those of ``torch.nn.functional.nll_loss`` and
 axis 1 (axis 0 for 1-D input).
 """
 
-import contextlib
-
 import numpy as np
 
 from . import _losses_generic as generic
@@ -43,10 +41,25 @@ def _finish(inputs, loss, grad):
     return loss, grad
 
 
-def _quiet(inputs):
-    """NumPy's floating-point warnings off for NumPy input: inf and NaN logits
-    are part of the semantics (torch computes them silently)."""
-    return np.errstate(all="ignore") if inputs.backend == NUMPY else contextlib.nullcontext()
+def _quiet():
+    """NumPy's floating-point warnings off (for NumPy input and NumPy-backed
+    namespaces such as array_api_strict): inf and NaN logits are part of the
+    semantics, and torch computes them silently."""
+    return np.errstate(all="ignore")
+
+
+def _kernel_covers(inputs):
+    """Whether the fused NumPy kernel serves the call.
+
+    It takes class indices; with label smoothing it needs finite class
+    weights (it forms ``sum_c w_c (lse - x_c)`` as ``W lse - sum_c w_c x_c``,
+    which is ``inf - inf`` for an infinite weight where torch's term by term
+    sum is ``inf``), so that rare case takes the array-API path.
+    """
+    if inputs.backend != NUMPY or inputs.kind != "index":
+        return False
+    return (inputs.label_smoothing == 0 or inputs.weight is None
+            or bool(np.isfinite(inputs.weight).all()))
 
 
 def _numpy_scalar(inputs, loss):
@@ -74,13 +87,13 @@ def _cupy_fused(inputs):
 
 
 def _cross_entropy(inputs, want_grad):
-    if inputs.backend == NUMPY and inputs.kind == "index":
+    if _kernel_covers(inputs):
         return _losses_numpy.cross_entropy(inputs, want_grad)
     if inputs.backend == CUPY and inputs.kind == "index" and want_grad:
         res = _cupy_fused(inputs)
         if res is not None:
             return res
-    with _quiet(inputs):
+    with _quiet():
         return _cross_entropy_generic(inputs, want_grad)
 
 
@@ -172,7 +185,7 @@ def nll_loss(log_probs, target, /, *, weight=None, ignore_index=-100, reduction=
     inputs = _inputs(log_probs, target, weight, None, ignore_index, reduction, 0.0,
                      allow_prob=False)
     xp = inputs.xp
-    with _quiet(inputs):
+    with _quiet():
         loss = generic.nll_loss(
             xp, generic.to_rows(xp, inputs.x), generic.rows_to_batch(xp, inputs.target),
             weight=inputs.weight, ignore_index=inputs.ignore_index, reduction=inputs.reduction)

@@ -75,13 +75,25 @@ def _index_parts(xp, x, target, weight, ignore_index):
     return valid, onehot, wy
 
 
+def _wide_sum(xp, a):
+    """``sum(a)`` accumulated in float64 where the namespace and device have it
+    (torch's CPU reductions accumulate in double too), else in ``a``'s dtype."""
+    if a.dtype == xp.float64:
+        return xp.sum(a)
+    try:
+        return xp.sum(a, dtype=xp.float64)
+    except (TypeError, ValueError, RuntimeError):  # no float64 on this device
+        return xp.sum(a)
+
+
 def _reduce(xp, losses, denom, reduction):
+    """Reduce per-row losses; ``denom`` comes from ``_wide_sum`` (for "mean")."""
     if reduction == "none":
         return losses
-    total = xp.sum(losses)
-    if reduction == "sum":
-        return total
-    return total / _safe_denominator(xp, denom)
+    total = _wide_sum(xp, losses)
+    if reduction == "mean":
+        total = total / _safe_denominator(xp, xp.astype(denom, total.dtype))
+    return xp.astype(total, losses.dtype)
 
 
 def nll_loss(xp, x, target, *, weight, ignore_index, reduction):
@@ -90,7 +102,7 @@ def nll_loss(xp, x, target, *, weight, ignore_index, reduction):
     zero = _zero(xp, x)
     picked = xp.sum(xp.where(onehot, x, zero), axis=1)
     losses = xp.where(valid, -(wy * picked), zero)
-    return _reduce(xp, losses, xp.sum(wy), reduction)
+    return _reduce(xp, losses, _wide_sum(xp, wy), reduction)
 
 
 def _log_softmax_parts(xp, x):
@@ -152,7 +164,7 @@ def cross_entropy(xp, x, target, *, kind, weight, ignore_index, reduction, label
     if sample_weight is not None:
         losses = losses * sample_weight
         row_weight = row_weight * sample_weight
-    denom = xp.sum(row_weight)
+    denom = _wide_sum(xp, row_weight)
     loss = _reduce(xp, losses, denom, reduction)
     if not want_grad:
         return loss, None
@@ -162,7 +174,7 @@ def cross_entropy(xp, x, target, *, kind, weight, ignore_index, reduction, label
     else:
         scale = xp.ones((x.shape[0], 1), dtype=x.dtype, device=array_api_compat.device(x))
     if reduction == "mean":
-        scale = scale / _safe_denominator(xp, denom)
+        scale = scale / xp.astype(_safe_denominator(xp, denom), x.dtype)
     grad = scale * (probs * xp.sum(twc, axis=1, keepdims=True) - twc)
     if valid is not None:
         grad = xp.where(valid[:, None], grad, _zero(xp, x))

@@ -289,3 +289,39 @@ def test_training_loss_is_bitwise_thread_independent():
             model = SoftmaxRegression(max_iter=3, tol=None, random_state=0).fit(X, y)
         curves.append(np.asarray(model.loss_curve_))
     assert curves[0].tobytes() == curves[1].tobytes()
+
+
+# found by our own fuzz suite ----------------------------------------------------------------
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_infinite_weight_with_label_smoothing_matches_torch(reduction):
+    torch = _torch()
+    x = np.array([[1.0, 1.0], [0.5, -2.0]])
+    y = np.array([1, 1])
+    weight = np.array([np.inf, 1.0])
+    got = cross_entropy(x, y, weight=weight, label_smoothing=0.1, reduction=reduction)
+    ref = torch.nn.functional.cross_entropy(torch.tensor(x), torch.tensor(y),
+                                            weight=torch.tensor(weight), label_smoothing=0.1,
+                                            reduction=reduction).numpy()
+    np.testing.assert_array_equal(got, ref)  # inf, not inf - inf = NaN
+
+
+def test_array_api_losses_are_silent_on_numpy_backed_namespaces():
+    xp = pytest.importorskip("array_api_strict")
+    x = xp.asarray([4.9e307, -8.3e307, -1.65e308])
+    loss = _silent(cross_entropy, x, xp.asarray(2))
+    assert float(loss) == np.inf
+    _silent(cross_entropy_with_grad, xp.reshape(x, (1, 3)), xp.asarray([0]))
+    _silent(nll_loss, xp.asarray([[-np.inf, 0.0], [-1.0, -2.0]]), xp.asarray([-100, 0]))
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_float32_loss_reductions_accumulate_in_double(reduction):
+    lp = np.array([[9.3e37], [-1.57e38], [-3.12e38]], np.float32)
+    exact = -lp.astype(np.float64).sum()
+    if reduction == "mean":
+        exact /= 3
+    got = nll_loss(lp, np.array([0, 0, 0]), reduction=reduction)
+    assert got.dtype == np.float32
+    expected = np.float32(exact) if reduction == "mean" else np.float32(np.inf)
+    assert got == expected  # the sum 3.76e38 overflows float32; the mean does not
