@@ -18,6 +18,8 @@ fails the build if any built page loads a script, stylesheet or other
 resource from another host.
 """
 
+import ast
+import re
 import sys
 from pathlib import Path
 
@@ -65,6 +67,9 @@ nitpick_ignore_regex = [
 
 # -- autodoc / autosummary ---------------------------------------------------
 autosummary_generate = True
+# the right-hand table of contents of a class page lists "fit()", not
+# "SoftmaxRegression.fit()" (the long names were cut short at 1400 px)
+toc_object_entries_show_parents = "hide"
 autosummary_imported_members = True
 autodoc_typehints = "none"  # types live in the numpydoc Parameters section
 
@@ -151,3 +156,65 @@ html_copy_source = True
 # -- benchmark table (see _ext/bench_table.py) --------------------------------
 bench_table_source = str(ROOT / "benchmarks" / "README.md")
 bench_table_output = "generated/benchmarks"
+
+
+# -- inherited scikit-learn docstrings ---------------------------------------
+# The Methods table of SoftmaxRegression lists the methods it inherits from
+# scikit-learn too (get_params, set_params, the set_*_request methods of
+# metadata routing).  Their docstrings point into scikit-learn's own site
+# (:ref:`User Guide <metadata_routing>`, :term:`meta-estimator`), which cannot
+# resolve here: the roles become plain text.
+_SKLEARN_ROLE = re.compile(r":(?:ref|term):`(?:([^`<]*?)\s*<[^`>]*>|([^`]*))`")
+
+
+def _plain_sklearn_roles(app, what, name, obj, options, lines):
+    module = getattr(obj, "__module__", "") or ""
+    if not module.startswith("sklearn"):
+        return
+    for i, line in enumerate(lines):
+        lines[i] = _SKLEARN_ROLE.sub(lambda m: m.group(1) or m.group(2), line)
+
+
+# -- gallery code width ------------------------------------------------------
+# A code line wider than this scrolls in the gallery's code boxes (1400 px
+# window); the build warns (so -W fails) about any such line in examples/.
+# Text is not counted: the module docstring and the "# %%" comment blocks are
+# rendered as paragraphs, which wrap.
+GALLERY_CODE_WIDTH = 75
+
+
+def long_code_lines(path, width=GALLERY_CODE_WIDTH):
+    """(line number, length) of the code lines of a gallery script wider than width."""
+    text = Path(path).read_text()
+    tree = ast.parse(text)
+    skip = set()
+    first = tree.body[0] if tree.body else None
+    if (isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant)
+            and isinstance(first.value.value, str)):
+        skip.update(range(first.lineno, first.end_lineno + 1))
+    in_text = False
+    lines = text.splitlines()
+    for number, line in enumerate(lines, 1):
+        if line.startswith("# %%"):
+            in_text = True
+        elif not line.startswith("#"):
+            in_text = False
+        if in_text:
+            skip.add(number)
+    return [(n, len(line)) for n, line in enumerate(lines, 1)
+            if n not in skip and len(line) > width]
+
+
+def _check_gallery_width(app):
+    from sphinx.util import logging
+
+    logger = logging.getLogger("softmax_core.gallery_width")
+    for path in sorted((DOCS / "examples").glob("*.py")):
+        for number, length in long_code_lines(path):
+            logger.warning(f"{length} characters, more than {GALLERY_CODE_WIDTH}: the "
+                           f"line scrolls in the gallery", location=(str(path), number))
+
+
+def setup(app):
+    app.connect("autodoc-process-docstring", _plain_sklearn_roles)
+    app.connect("builder-inited", _check_gallery_width)

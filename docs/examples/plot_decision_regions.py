@@ -21,13 +21,20 @@ from sklearn.multiclass import OneVsRestClassifier
 
 from softmax_core import SoftmaxRegression
 
-X, y = make_blobs(n_samples=450, centers=[[-2, -1], [2, -1], [0, 2.5]], cluster_std=1.3,
-                  random_state=0)
+X, y = make_blobs(
+    n_samples=450,
+    centers=[[-2, -1], [2, -1], [0, 2.5]],
+    cluster_std=1.3,
+    random_state=0,
+)
 
 models = {
-    "SoftmaxRegression (multinomial)": SoftmaxRegression(learning_rate=0.1, max_iter=200,
-                                                         random_state=0),
-    "one-vs-rest logistic regression": OneVsRestClassifier(LogisticRegression()),
+    "SoftmaxRegression (multinomial)": SoftmaxRegression(
+        learning_rate=0.1, max_iter=200, random_state=0
+    ),
+    "one-vs-rest logistic regression": OneVsRestClassifier(
+        LogisticRegression()
+    ),
 }
 
 fig, axes = plt.subplots(1, 2, figsize=(11, 4.8), sharey=True)
@@ -37,15 +44,33 @@ for ax, (name, model) in zip(axes, models.items(), strict=True):
     model.fit(X, y)
     # decision regions, coloured by the predicted class like the points
     predicted = model.predict(grid).reshape(xx.shape)
-    ax.contourf(xx, yy, predicted, levels=[-0.5, 0.5, 1.5, 2.5], cmap="viridis", alpha=0.3)
+    ax.contourf(
+        xx,
+        yy,
+        predicted,
+        levels=[-0.5, 0.5, 1.5, 2.5],
+        cmap="viridis",
+        alpha=0.3,
+    )
     # probability of the most likely class as contour lines
     confidence = model.predict_proba(grid).max(axis=1).reshape(xx.shape)
-    lines = ax.contour(xx, yy, confidence, levels=[0.5, 0.8, 0.95], colors="k",
-                       linewidths=0.8, linestyles=["dotted", "dashed", "solid"])
+    lines = ax.contour(
+        xx,
+        yy,
+        confidence,
+        levels=[0.5, 0.8, 0.95],
+        colors="k",
+        linewidths=0.8,
+        linestyles=["dotted", "dashed", "solid"],
+    )
     ax.clabel(lines, fontsize="small")
     ax.scatter(X[:, 0], X[:, 1], c=y, cmap="viridis", edgecolor="k", s=20)
-    ax.set(title=f"{name}\ntraining accuracy {model.score(X, y):.3f}",
-           xlim=(-6, 6), ylim=(-5, 7), xlabel="feature 0")
+    ax.set(
+        title=f"{name}\ntraining accuracy {model.score(X, y):.3f}",
+        xlim=(-6, 6),
+        ylim=(-5, 7),
+        xlabel="feature 0",
+    )
 axes[0].set_ylabel("feature 1")
 fig.tight_layout()
 

@@ -34,18 +34,30 @@ def naive_softmax(x):
         return e / e.sum(axis=-1, keepdims=True)
 
 
-results = {name: {"nan": [], "err": []} for name in
-           ("naive float32", "naive float64", "stable float32", "stable float64")}
+results = {
+    name: {"nan": [], "err": []}
+    for name in (
+        "naive float32",
+        "naive float64",
+        "stable float32",
+        "stable float64",
+    )
+}
 for scale in scales:
     for dtype in (np.float32, np.float64):
         x = (base * scale).astype(dtype)
-        # float64 reference (max-shifted) of exactly these, possibly rounded, inputs
+        # float64 reference (max-shifted) of exactly these inputs,
+        # rounded to dtype or not
         reference = scipy_softmax(x.astype(np.float64), axis=-1)
-        for kind, y in (("naive", naive_softmax(x)), ("stable", softmax(x))):
+        for kind, y in (
+            ("naive", naive_softmax(x)),
+            ("stable", softmax(x)),
+        ):
             r = results[f"{kind} {np.dtype(dtype).name}"]
             bad_rows = np.isnan(y).any(axis=-1)
             r["nan"].append(bad_rows.mean())
-            # a NaN probability is as wrong as a probability can be: error 1
+            # a NaN probability is as wrong as a probability can be:
+            # error 1
             error = np.where(np.isnan(y), 1.0, np.abs(y - reference))
             r["err"].append(max(error.max(), 1e-18))
 
@@ -59,16 +71,28 @@ for name, r in results.items():
     style = "--" if name.startswith("naive") else "-"
     ax0.plot(scales, r["nan"], style, label=name)
     ax1.plot(scales, r["err"], style, marker=".", label=name)
-ax0.set(xscale="log", xlabel="logit scale", ylabel="fraction of rows that are NaN",
-        title="NaN rows")
-ax1.set(xscale="log", yscale="log", ylim=(1e-18, 3), xlabel="logit scale",
-        ylabel="max |error| (NaN counts as 1)", title="Error against a float64 reference")
+ax0.set(
+    xscale="log",
+    xlabel="logit scale",
+    ylabel="fraction of rows that are NaN",
+    title="NaN rows",
+)
+ax1.set(
+    xscale="log",
+    yscale="log",
+    ylim=(1e-18, 3),
+    xlabel="logit scale",
+    ylabel="max |error| (NaN counts as 1)",
+    title="Error against a float64 reference",
+)
 ax0.legend()
 fig.tight_layout()
 
 for name, r in results.items():
-    print(f"{name:15s} NaN rows at the largest scale: {r['nan'][-1]:.0%}, "
-          f"largest error {max(r['err']):.1e}")
+    print(
+        f"{name:15s} NaN rows at the largest scale: {r['nan'][-1]:.0%}, "
+        f"largest error {max(r['err']):.1e}"
+    )
 
 # %%
 # ``log_softmax`` versus ``log(softmax)``
@@ -91,10 +115,22 @@ exact = -np.logaddexp(0.0, -gaps) - gaps  # log(exp(-g) / (1 + exp(-g)))
 fig, ax = plt.subplots(figsize=(6, 4))
 ax.plot(gaps, exact, "k", linewidth=4, alpha=0.3, label="exact")
 ax.plot(gaps, direct, label="log_softmax")
-ax.plot(gaps, np.where(np.isinf(via_log), np.nan, via_log), "--", label="log(softmax)")
-ax.axvline(gaps[np.isinf(via_log)].min(), color="r", linestyle=":",
-           label="log(softmax) = -inf from here")
-ax.set(xlabel="gap between the two logits", ylabel="log-probability of the smaller one")
+ax.plot(
+    gaps,
+    np.where(np.isinf(via_log), np.nan, via_log),
+    "--",
+    label="log(softmax)",
+)
+ax.axvline(
+    gaps[np.isinf(via_log)].min(),
+    color="r",
+    linestyle=":",
+    label="log(softmax) = -inf from here",
+)
+ax.set(
+    xlabel="gap between the two logits",
+    ylabel="log-probability of the smaller one",
+)
 ax.legend()
 fig.tight_layout()
 plt.show()
