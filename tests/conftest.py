@@ -15,6 +15,19 @@ import pytest  # noqa: E402
 
 BACKENDS = ["numpy", "array_api_strict", "torch"]
 
+# hypothesis profiles (issue 11): "ci" (default) is bounded and derandomized, so
+# CI is reproducible; "campaign" (tests/fuzz_campaign.py) runs many examples
+# from random seeds.  HYPOTHESIS_PROFILE selects one.
+from hypothesis import HealthCheck, settings  # noqa: E402
+
+_SLOW_DATA = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much]
+settings.register_profile("ci", max_examples=100, deadline=None, derandomize=True,
+                          database=None, print_blob=True, suppress_health_check=_SLOW_DATA)
+settings.register_profile("campaign", max_examples=int(os.environ.get("FUZZ_EXAMPLES", 1000)),
+                          deadline=None, database=None, print_blob=True,
+                          suppress_health_check=_SLOW_DATA)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
 
 def _load(name):
     if name == "numpy":
