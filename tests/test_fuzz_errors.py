@@ -74,7 +74,9 @@ def softmax_family_calls(draw):
             out.flags.writeable = False
         kwargs["out"] = out
     elif bad.startswith("b") and func is logsumexp:
-        kwargs["b"] = (np.ones(_bad_shape(shape)) if bad == "b shape"
+        # b and x broadcast together (as in SciPy): only a dim >= 2 or a 0 can clash
+        clash = bad == "b shape" and any(d != 1 for d in shape)
+        kwargs["b"] = (np.ones(_bad_shape(shape)) if clash
                        else np.ones(shape, np.complex128))
     else:
         kwargs["axis"] = draw(_bad_axis(len(shape)))

@@ -220,6 +220,14 @@ def _bounds(x64, target, kwargs, result, loss_ref, grad_ref, nll=False):
             lse = np.zeros_like(lse)
         mag = np.abs(T) * (np.abs(np.nan_to_num(lse)) + np.abs(np.nan_to_num(rows)) + 1)
         B = np.nan_to_num(np.sum(np.where(T != 0, mag, 0.0), axis=1), nan=np.inf)
+        # the largest intermediate of a row: lse - x_c, w_c (lse - x_c), the row loss
+        # before sample_weight multiplies it (0 * inf is NaN)
+        T0 = _effective_targets(x64, target, dict(kwargs, sample_weight=None), smoothing)[1]
+        inter = (np.abs(np.nan_to_num(lse)) + np.abs(np.nan_to_num(rows))) * np.maximum(
+            1, np.abs(T0))
+        inter = np.max(np.where(T0 != 0, inter, 0.0), axis=1, initial=0.0)
+        inter = np.maximum(inter, np.sum(np.where(T0 != 0, np.abs(T0) * inter[:, None], 0.0),
+                                         axis=1))
         A = np.sum(np.abs(T), axis=1, keepdims=True)
         if reduction == "none":
             loss_bound = K * eps * B.reshape(np.shape(loss_ref)) + eps_r * np.abs(loss_ref)
@@ -236,11 +244,14 @@ def _bounds(x64, target, kwargs, result, loss_ref, grad_ref, nll=False):
         g = np.moveaxis(g.reshape(shape), -1, axis)
         grad_bound = g + 2 * eps * np.abs(grad_ref) + eps_r * np.abs(grad_ref)
         grad_bound = grad_bound + np.finfo(result).smallest_normal
-        # a sum beyond the compute dtype's range may overflow in any implementation
-        # (torch accumulates in double): not compared there
+        # a row's terms beyond a quarter of the compute dtype's range may overflow on
+        # the way to a finite loss (w * x, lse - x): such rows, and reductions over
+        # them, are not compared; reductions of smaller rows accumulate in double (as
+        # torch does), so a finite mean of large losses must come out finite
         big = float(np.finfo(compute).max) / 4
-        compared = ~(B.reshape(np.shape(loss_ref)) > big) if reduction == "none" else (
-            not np.sum(B) > big)
+        row_big = np.maximum(B, inter) > big
+        compared = ~row_big.reshape(np.shape(loss_ref)) if reduction == "none" else (
+            not np.any(row_big))
     return (np.nan_to_num(loss_bound, nan=np.inf), np.nan_to_num(grad_bound, nan=np.inf),
             compared)
 
