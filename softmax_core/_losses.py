@@ -1,32 +1,41 @@
 """Public loss functions: nll_loss, cross_entropy and cross_entropy_with_grad.
 
-Each function is a thin front: ``_losses_validation`` checks and converts the
-arguments, then NumPy input with class-index targets goes to the fused
-Cython kernel (``_losses_numpy``) and everything else (probability targets,
-torch, CuPy, array_api_strict, ...) to the array-API code
-(``_losses_generic``), which keeps results in the caller's namespace and on
-its device.  The semantics are those of ``torch.nn.functional.nll_loss`` and
-``torch.nn.functional.cross_entropy`` (torch 2.13), with the classes on
-axis 1 (axis 0 for 1-D input).
+Each function is a thin front: ``_namespace.get_namespace`` picks the backend
+once (its docstring has the table).  CPU arrays of other namespaces are
+viewed as NumPy arrays (``_bridge``) and the call is made again with them;
+torch tensors that require grad go through ``_torch_autograd``.  Otherwise
+``_losses_validation`` checks and converts the arguments, then NumPy input
+with class-index targets goes to the fused Cython kernel (``_losses_numpy``)
+and everything else (probability targets, CuPy, GPU tensors, dask, ...) to
+the array-API code (``_losses_generic``), which keeps results in the
+caller's namespace and on its device.  The semantics are those of
+``torch.nn.functional.nll_loss`` and ``torch.nn.functional.cross_entropy``
+(torch 2.13), with the classes on axis 1 (axis 0 for 1-D input).
 """
 
 import numpy as np
 
+from . import _bridge, _losses_cupy, _losses_numpy
 from . import _losses_generic as generic
-from . import _losses_numpy
 from ._losses_validation import check_loss_inputs
-from ._namespace import CUPY, NUMPY, get_namespace
+from ._namespace import AUTOGRAD, BRIDGED, CUPY, NUMPY, get_namespace
 
 __all__ = ["nll_loss", "cross_entropy", "cross_entropy_with_grad"]
 
 
-def _inputs(logits, target, weight, sample_weight, ignore_index, reduction, label_smoothing,
-            allow_prob=True):
-    xp, backend = get_namespace(logits, target, weight, sample_weight)
+def _inputs(xp, backend, logits, target, weight, sample_weight, ignore_index, reduction,
+            label_smoothing, allow_prob=True):
     return check_loss_inputs(xp, backend, logits, target, weight=weight,
                              sample_weight=sample_weight, ignore_index=ignore_index,
                              reduction=reduction, label_smoothing=label_smoothing,
                              allow_prob=allow_prob)
+
+
+def _requires_grad(*arrays):
+    """Whether a torch tensor other than the logits requires grad (the autograd
+    Functions differentiate with respect to the logits only; such calls take
+    the array-API path, where torch's own autograd sees every operation)."""
+    return any(a is not None and getattr(a, "requires_grad", False) for a in arrays)
 
 
 def _finish(inputs, loss, grad):
@@ -69,30 +78,13 @@ def _numpy_scalar(inputs, loss):
     return loss
 
 
-def _cupy_fused(inputs):
-    """The CuPy kernels' fused loss and gradient, or None when they do not cover the call."""
-    try:
-        from . import _cupy
-    except ImportError:  # pragma: no cover - CuPy path not built
-        return None
-    xp = inputs.xp
-    sample_weight = inputs.sample_weight
-    if sample_weight is not None:
-        sample_weight = generic.rows_to_batch(xp, sample_weight)
-    res = _cupy.cross_entropy_with_grad(
-        generic.to_rows(xp, inputs.x), generic.rows_to_batch(xp, inputs.target),
-        weight=inputs.weight, ignore_index=inputs.ignore_index, reduction=inputs.reduction,
-        label_smoothing=inputs.label_smoothing, sample_weight=sample_weight)
-    return None if res is None else _finish(inputs, *res)
-
-
 def _cross_entropy(inputs, want_grad):
     if _kernel_covers(inputs):
         return _losses_numpy.cross_entropy(inputs, want_grad)
-    if inputs.backend == CUPY and inputs.kind == "index" and want_grad:
-        res = _cupy_fused(inputs)
+    if inputs.backend == CUPY and want_grad:
+        res = _losses_cupy.cross_entropy_with_grad(inputs)
         if res is not None:
-            return res
+            return _finish(inputs, *res)
     with _quiet():
         return _cross_entropy_generic(inputs, want_grad)
 
@@ -182,8 +174,17 @@ def nll_loss(log_probs, target, /, *, weight=None, ignore_index=-100, reduction=
     >>> print(nll_loss(log_softmax(x, axis=1), np.array([-100, -100])))
     nan
     """
-    inputs = _inputs(log_probs, target, weight, None, ignore_index, reduction, 0.0,
-                     allow_prob=False)
+    xp, backend = get_namespace(log_probs, target, weight)
+    if backend == BRIDGED:
+        return _bridge.back(xp, log_probs, nll_loss(
+            _bridge.to_numpy(log_probs), _bridge.to_numpy(target),
+            weight=_bridge.to_numpy(weight), ignore_index=ignore_index, reduction=reduction))
+    if backend == AUTOGRAD and not _requires_grad(target, weight):
+        from . import _torch_autograd
+
+        return _torch_autograd.nll_loss(log_probs, target, weight, ignore_index, reduction)
+    inputs = _inputs(xp, backend, log_probs, target, weight, None, ignore_index, reduction,
+                     0.0, allow_prob=False)
     xp = inputs.xp
     with _quiet():
         loss = generic.nll_loss(
@@ -227,7 +228,18 @@ _SHARED_PARAMETERS = r"""
 
 def cross_entropy(logits, target, /, *, weight=None, ignore_index=-100, reduction="mean",
                   label_smoothing=0.0):
-    inputs = _inputs(logits, target, weight, None, ignore_index, reduction, label_smoothing)
+    xp, backend = get_namespace(logits, target, weight)
+    if backend == BRIDGED:
+        return _bridge.back(xp, logits, cross_entropy(
+            _bridge.to_numpy(logits), _bridge.to_numpy(target), weight=_bridge.to_numpy(weight),
+            ignore_index=ignore_index, reduction=reduction, label_smoothing=label_smoothing))
+    if backend == AUTOGRAD and not _requires_grad(target, weight):
+        from . import _torch_autograd
+
+        return _torch_autograd.cross_entropy(logits, target, weight, ignore_index, reduction,
+                                             label_smoothing)
+    inputs = _inputs(xp, backend, logits, target, weight, None, ignore_index, reduction,
+                     label_smoothing)
     return _numpy_scalar(inputs, _cross_entropy(inputs, want_grad=False)[0])
 
 
@@ -301,8 +313,14 @@ cross_entropy.__doc__ = r"""Cross-entropy between logits and class indices or pr
 
 def cross_entropy_with_grad(logits, target, /, *, weight=None, ignore_index=-100,
                             reduction="mean", label_smoothing=0.0, sample_weight=None):
-    inputs = _inputs(logits, target, weight, sample_weight, ignore_index, reduction,
-                     label_smoothing)
+    xp, backend = get_namespace(logits, target, weight, sample_weight)
+    if backend in (BRIDGED, AUTOGRAD):  # the gradient is returned, not taken
+        return _bridge.back(xp, logits, cross_entropy_with_grad(
+            _bridge.to_numpy(logits), _bridge.to_numpy(target), weight=_bridge.to_numpy(weight),
+            ignore_index=ignore_index, reduction=reduction, label_smoothing=label_smoothing,
+            sample_weight=_bridge.to_numpy(sample_weight)))
+    inputs = _inputs(xp, backend, logits, target, weight, sample_weight, ignore_index,
+                     reduction, label_smoothing)
     loss, grad = _cross_entropy(inputs, want_grad=True)
     return _numpy_scalar(inputs, loss), grad
 

@@ -1,18 +1,46 @@
-"""Pick the backend for a call: the compiled NumPy kernels, CuPy, or array-API.
+"""The one place that decides which backend serves a call.
 
-``array_api_compat.array_namespace`` is the single source of namespaces.
-A plain ``numpy.ndarray`` is recognised first by type, which keeps the
-dispatch cost of small NumPy calls to a few hundred nanoseconds; anything that
-is not an array of some namespace (lists, scalars) is converted like
-``numpy.asarray``.
+``get_namespace(*arrays)`` returns ``(xp, backend)`` once per call, and each
+public function hands the call to that backend:
+
+=============  ===========================================  ==========================
+backend        arrays                                       implementation
+=============  ===========================================  ==========================
+``NUMPY``      NumPy arrays and array-likes (lists,         compiled kernels
+               scalars)                                     (``_softmax_numpy``,
+                                                            ``_losses_numpy``)
+``BRIDGED``    float16/32/64 arrays of another namespace    the same kernels, through
+               in CPU memory (torch CPU tensors, JAX CPU    zero-copy views
+               arrays, array_api_strict, ...)               (``_bridge``)
+``AUTOGRAD``   torch CPU tensors of the above kind, one of  autograd Functions over
+               them requiring grad, grad mode on            the same kernels
+                                                            (``_torch_autograd``)
+``CUPY``       CuPy arrays                                  CUDA kernels
+                                                            (``_softmax_cupy``,
+                                                            ``_losses_cupy``), else
+                                                            ``GENERIC``
+``GENERIC``    everything else (GPU tensors, dask,          pure array-API code
+               integer or bfloat16 data, ...)               (``_softmax_generic``,
+                                                            ``_losses_generic``)
+=============  ===========================================  ==========================
+
+``array_api_compat.array_namespace`` is the source of namespaces.  A plain
+``numpy.ndarray`` is recognised first by type, and so is an all-torch call,
+which keeps the dispatch cost of small calls to a few hundred nanoseconds (a
+microsecond for torch); anything that is not an array of some namespace
+(lists, scalars) is converted like ``numpy.asarray``.
 """
 
 import array_api_compat
 import numpy as np
 
-__all__ = ["NUMPY", "CUPY", "GENERIC", "get_namespace"]
+from ._bridge import bridgeable, torch_tensor_type
+
+__all__ = ["NUMPY", "BRIDGED", "AUTOGRAD", "CUPY", "GENERIC", "get_namespace"]
 
 NUMPY = "numpy"
+BRIDGED = "bridged"
+AUTOGRAD = "autograd"
 CUPY = "cupy"
 GENERIC = "array_api"
 
@@ -21,20 +49,42 @@ def _is_array(a):
     return isinstance(a, np.ndarray) or array_api_compat.is_array_api_obj(a)
 
 
+def _torch_call(present, tensor):
+    """``(xp, backend)`` when every array of the call is a torch tensor, else None."""
+    if not all(isinstance(a, tensor) for a in present):
+        return None
+    from array_api_compat import torch as xp
+
+    if not bridgeable(present[0], present[1:]):
+        return xp, GENERIC
+    import torch
+
+    if torch.is_grad_enabled() and any(a.requires_grad for a in present):
+        return xp, AUTOGRAD
+    return xp, BRIDGED
+
+
 def get_namespace(*arrays):
     """Return ``(xp, backend)`` for the given arrays (``None`` entries skipped).
 
-    ``backend`` is ``NUMPY`` for NumPy arrays and array-likes (lists, scalars),
-    ``CUPY`` for CuPy arrays and ``GENERIC`` for every other array-API
-    namespace.  Mixing namespaces raises ``TypeError``.
+    The first array is the call's value array (the logits, the input): its
+    dtype decides whether a CPU array of another namespace is bridged to the
+    kernels.  Mixing namespaces raises ``TypeError``.
     """
     present = [a for a in arrays if a is not None]
     if all(type(a) is np.ndarray or not _is_array(a) for a in present):
         return np, NUMPY
+    tensor = torch_tensor_type()
+    if tensor is not None:
+        call = _torch_call(present, tensor)
+        if call is not None:
+            return call
     arrays_only = [a for a in present if _is_array(a)]
     xp = array_api_compat.array_namespace(*arrays_only)
     if array_api_compat.is_numpy_namespace(xp):
         return np, NUMPY
     if array_api_compat.is_cupy_namespace(xp):
         return xp, CUPY
+    if _is_array(present[0]) and bridgeable(present[0], arrays_only[1:]):
+        return xp, BRIDGED
     return xp, GENERIC

@@ -42,6 +42,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
+from ._bridge import back, bridgeable, to_numpy
 from ._optimality import newton_decrement
 from ._preconditioner import estimate_curvature, fit_preconditioner
 from ._sgd import SGDConfig, SGDState, normalize_weights, run_sgd
@@ -541,8 +542,14 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
             reset=first_call,
         )
         check_classification_targets(y)
-        xp, _, device = get_namespace_and_device(X)
-        xp = _compute_namespace(xp)
+        xp_caller, _, device = get_namespace_and_device(X)
+        xp = _compute_namespace(xp_caller)
+        X_caller = None
+        if xp is not np and not sp.issparse(X) and bridgeable(X, ()):
+            # CPU arrays of other namespaces (torch CPU tensors, ...) train on a
+            # zero-copy NumPy view with NumPy's kernels and BLAS; the fitted
+            # arrays go back to the caller's namespace in _store
+            X_caller, X, xp = X, to_numpy(X), np
         classes_, y_idx = self._encode_targets(y, classes, first_call)
         n_classes = classes_.shape[0]
         if n_classes < 2:
@@ -584,6 +591,9 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
             start_loss=start_loss,
         )
         self._store(xp, state, classes_, validation is not None)
+        if X_caller is not None:
+            self.coef_ = back(xp_caller, X_caller, self.coef_)
+            self.intercept_ = back(xp_caller, X_caller, self.intercept_)
         self._warn_if_poor(state, converged, start_loss, incremental)
         # (early stopping deliberately ends before the training optimum)
         if (converged and xp is np and self.l1_ratio == 0 and self.tol is not None

@@ -1,33 +1,19 @@
 """Public softmax, log_softmax, logsumexp and their backward functions.
 
-Each function is a thin front: it finds the caller's namespace and hands the
-call to the compiled NumPy kernels (``_softmax_numpy``), to the CuPy kernels
-(``_cupy``, when they cover the case) or to the pure array-API version
-(``_softmax_generic``), which keeps the result in the caller's namespace and
-on its device.
+Each function is a thin front: ``_namespace.get_namespace`` picks the backend
+once (its docstring has the table), and the call goes to the compiled NumPy
+kernels (``_softmax_numpy``; CPU arrays of other namespaces through the
+zero-copy ``_bridge``, torch tensors that require grad through
+``_torch_autograd``), to the CuPy kernels (``_softmax_cupy``, when they cover the
+case) or to the pure array-API version (``_softmax_generic``).  Results stay
+in the caller's namespace and on its device.
 """
 
+from . import _bridge, _softmax_cupy, _softmax_numpy
 from . import _softmax_generic as generic
-from . import _softmax_numpy
-from ._namespace import CUPY, NUMPY, get_namespace
-from ._validation import normalize_axes
+from ._namespace import AUTOGRAD, BRIDGED, CUPY, NUMPY, get_namespace
 
 __all__ = ["softmax", "log_softmax", "logsumexp", "softmax_backward", "log_softmax_backward"]
-
-
-def _cupy_or_generic(xp, x, axis, dtype, where, use_log):
-    """Try the CuPy kernels for the common case, else the array-API path."""
-    if where is None:
-        try:
-            from . import _cupy
-        except ImportError:  # pragma: no cover - CuPy path not built
-            _cupy = None
-        if _cupy is not None:
-            xc, result = generic.as_float(xp, x, dtype)
-            res = _cupy.softmax(xc, normalize_axes(axis, xc.shape), log=use_log)
-            if res is not None:
-                return xp.astype(res, result) if res.dtype != result else res
-    return generic.softmax(xp, x, axis, dtype, where, use_log)
 
 
 def _softmax_dispatch(x, axis, dtype, where, out, use_log):
@@ -36,8 +22,18 @@ def _softmax_dispatch(x, axis, dtype, where, out, use_log):
         return _softmax_numpy.softmax(x, axis, dtype, where, out, use_log)
     if out is not None:
         raise TypeError("out= is only supported for NumPy arrays")
+    if backend == BRIDGED:
+        return _bridge.back(xp, x, _softmax_numpy.softmax(
+            _bridge.to_numpy(x), axis, _bridge.numpy_dtype(xp, dtype), _bridge.to_numpy(where),
+            None, use_log))
+    if backend == AUTOGRAD:
+        from . import _torch_autograd
+
+        return _torch_autograd.softmax(x, axis, dtype, where, use_log)
     if backend == CUPY:
-        return _cupy_or_generic(xp, x, axis, dtype, where, use_log)
+        res = _softmax_cupy.softmax(xp, x, axis, dtype, where, use_log)
+        if res is not None:
+            return res
     return generic.softmax(xp, x, axis, dtype, where, use_log)
 
 
@@ -238,6 +234,14 @@ def logsumexp(x, /, axis=-1, *, b=None, keepdims=False, return_sign=False, where
     xp, backend = get_namespace(x, b, where)
     if backend == NUMPY and b is None:
         return _softmax_numpy.logsumexp(x, axis, keepdims, return_sign, where)
+    if backend == BRIDGED:
+        return _bridge.back(xp, x, logsumexp(
+            _bridge.to_numpy(x), axis, b=_bridge.to_numpy(b), keepdims=keepdims,
+            return_sign=return_sign, where=_bridge.to_numpy(where)))
+    if backend == AUTOGRAD and b is None and not return_sign:
+        from . import _torch_autograd
+
+        return _torch_autograd.logsumexp(x, axis, keepdims, where)
     if backend == NUMPY:
         import numpy as np
 
@@ -246,16 +250,9 @@ def logsumexp(x, /, axis=-1, *, b=None, keepdims=False, return_sign=False, where
                                     return_sign, None if where is None else np.asarray(where))
         return tuple(r[()] for r in res) if return_sign else res[()]
     if backend == CUPY and b is None and where is None and not return_sign:
-        from . import _cupy
-
-        xc, result = generic.as_float(xp, x)
-        axes = normalize_axes(axis, xc.shape)
-        res = _cupy.logsumexp(xc, axes)
+        res = _softmax_cupy.logsumexp(xp, x, axis, keepdims)
         if res is not None:
-            if keepdims:
-                res = xp.reshape(res, tuple(1 if i in axes else d
-                                            for i, d in enumerate(xc.shape)))
-            return xp.astype(res, result)
+            return res
     return generic.logsumexp(xp, x, axis, b, keepdims, return_sign, where)
 
 
@@ -303,6 +300,9 @@ def softmax_backward(grad_output, output, /, axis=-1):
     xp, backend = get_namespace(grad_output, output)
     if backend == NUMPY:
         return _softmax_numpy.softmax_backward(grad_output, output, axis, use_log=False)
+    if backend == BRIDGED:
+        return _bridge.back(xp, grad_output, _softmax_numpy.softmax_backward(
+            _bridge.to_numpy(grad_output), _bridge.to_numpy(output), axis, use_log=False))
     return generic.softmax_backward(xp, grad_output, output, axis)
 
 
@@ -349,4 +349,7 @@ def log_softmax_backward(grad_output, output, /, axis=-1):
     xp, backend = get_namespace(grad_output, output)
     if backend == NUMPY:
         return _softmax_numpy.softmax_backward(grad_output, output, axis, use_log=True)
+    if backend == BRIDGED:
+        return _bridge.back(xp, grad_output, _softmax_numpy.softmax_backward(
+            _bridge.to_numpy(grad_output), _bridge.to_numpy(output), axis, use_log=True))
     return generic.log_softmax_backward(xp, grad_output, output, axis)
