@@ -200,10 +200,14 @@ def _effective_targets(x64, target, kwargs, smoothing):
             valid = y != kwargs["ignore_index"]
             onehot = np.zeros((y.size, n_classes))
             onehot[np.arange(y.size)[valid], y[valid]] = 1.0
-            T = (1 - smoothing) * w * onehot + smoothing / n_classes * w * valid[:, None]
+            # torch's terms, without the 0 * inf of an unused inf weight
+            T = np.where(onehot > 0, (1 - smoothing) * w, 0.0)
+            if smoothing:
+                T = T + smoothing / n_classes * w
             T = np.where(valid[:, None], T, 0.0)
             denom = np.sum(s * np.where(valid, w[np.where(valid, y, 0)], 0.0))
-    return rows, T * s[:, None], denom
+        T = np.where(s[:, None] == 0, 0.0, T * s[:, None])  # a zero sample weight: no term
+    return rows, T, denom
 
 
 def _bounds(x64, target, kwargs, result, loss_ref, grad_ref, nll=False):
