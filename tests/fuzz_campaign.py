@@ -36,8 +36,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 FUZZ_FILES = ["test_fuzz_functions.py", "test_fuzz_array_api.py", "test_fuzz_losses.py",
               "test_fuzz_errors.py"]
-_EXC = re.compile(r"^(?:E\s+|\s*\|\s+)?((?:[A-Za-z_][\w.]*)?(?:Error|Warning|Exception|Exit))"
-                  r"(?::\s*(.*))?$")
+_EXC = re.compile(r"^(?:E\s+|\s*\|\s+)?((?:[A-Za-z_][\w.]*)?(?:Error|Warning|Exception|Exit)"
+                  r"|Failed)(?::\s*(.*))?$")  # Failed: pytest.raises' "DID NOT RAISE"
 
 
 def _env(seed, examples):

@@ -35,9 +35,10 @@ def test_failure_kinds_are_read_from_hypothesis_reports():
         "    | ValueError: ndarray is not C-contiguous",
         "E           AssertionError: grad: 2 of 2 entries differ",
         "E       RuntimeWarning: overflow encountered in cast",
+        "E       Failed: DID NOT RAISE any of (ValueError, TypeError)",
     ])
     assert fuzz_campaign.exception_kinds(report) == ["RuntimeWarning", "ValueError",
-                                                     "AssertionError"]
+                                                     "AssertionError", "Failed"]
     assert fuzz_campaign.exception_kinds("nothing here") == ["failure"]
     results = [{"seed": 9, "calls": 10, "crash": None, "seconds": 1.0,
                 "failures": [{"test": "test_x", "kinds": ["ValueError"], "report": ""}]}]
