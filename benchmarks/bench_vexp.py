@@ -57,7 +57,7 @@ def _torch():
     return torch
 
 
-def bench_softmax(op, shape, dtype, mods, torch, threads, rounds):
+def bench_softmax(op, shape, dtype, mods, torch, threads, rounds, repeat):
     x = np.random.default_rng(0).standard_normal(shape).astype(dtype)
     out = np.empty_like(x)
     f = getattr(softmax_core, op)
@@ -71,10 +71,10 @@ def bench_softmax(op, shape, dtype, mods, torch, threads, rounds):
         xt = torch.from_numpy(x)
         tf = getattr(torch, op)
         cases["torch"] = ((lambda: torch.set_num_threads(threads)), lambda: tf(xt, -1))
-    return best_times(cases, rounds=rounds)
+    return best_times(cases, rounds=rounds, repeat_seconds=repeat)
 
 
-def bench_ce(shape, mods, torch, threads, rounds):
+def bench_ce(shape, mods, torch, threads, rounds, repeat):
     rng = np.random.default_rng(0)
     x = rng.standard_normal(shape).astype(np.float32)
     y = rng.integers(0, shape[1], size=shape[0])
@@ -91,7 +91,7 @@ def bench_ce(shape, mods, torch, threads, rounds):
             return torch.autograd.grad(loss, xt)
 
         cases["torch"] = ((lambda: torch.set_num_threads(threads)), fwd_bwd)
-    return best_times(cases, rounds=rounds)
+    return best_times(cases, rounds=rounds, repeat_seconds=repeat)
 
 
 def _fmt(s):
@@ -102,16 +102,23 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="the (4096, 1000) cases only")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--rounds", type=int, default=40)
+    parser.add_argument("--repeat", type=float, default=0.005,
+                        help="seconds per repeat (short repeats dodge preemption)")
+    parser.add_argument("--only", nargs="*",
+                        help="op:dtype:rows:cols cases, e.g. softmax:float32:4096:1000")
     args = parser.parse_args(argv)
     torch = _torch()
     mods = {SHORT.get(t, t): importlib.import_module(f"softmax_core._kernels_{t}")
             for t in available_targets()}
     original = _softmax_numpy.kernels
-    print(f"softmax-core {softmax_core.__version__} from {os.path.dirname(softmax_core.__file__)}; "
+    print(f"torch CPU capability {torch.backends.cpu.get_cpu_capability() if torch else 'n/a'}; "
+          f"softmax-core {softmax_core.__version__} from {os.path.dirname(softmax_core.__file__)}; "
           f"builds {list(mods)}; torch {torch.__version__ if torch else 'n/a'}; "
           f"{args.threads} threads for torch and ours")
     cases = [c for c in SOFTMAX_CASES if not args.quick or c[1] == (4096, 1000)]
+    if args.only is not None:
+        cases = [(op, (int(r), int(c)), dt) for op, dt, r, c in (o.split(":") for o in args.only)]
     try:
         with threadpool_limits(args.threads, user_api="openmp"):
             head = (f"{'op':<12}{'dtype':<8}{'shape':<14}"
@@ -121,7 +128,8 @@ def main(argv=None):
             print(head)
             print("-" * len(head))
             for op, shape, dtype in cases:
-                r = bench_softmax(op, shape, dtype, mods, torch, args.threads, args.rounds)
+                r = bench_softmax(op, shape, dtype, mods, torch, args.threads, args.rounds,
+                                  args.repeat)
                 line = f"{op:<12}{dtype:<8}{str(shape):<14}"
                 line += "".join(f"{_fmt(r[t]):>11}" for t in mods)
                 line += "".join(f"{r['torch'] / r[t]:>11.2f}x" if "torch" in r else f"{'n/a':>12}"
@@ -136,7 +144,9 @@ def main(argv=None):
             print(head)
             print("-" * len(head))
             for shape in CE_SHAPES if not args.quick else CE_SHAPES[:1]:
-                r = bench_ce(shape, mods, torch, args.threads, args.rounds)
+                if args.only is not None:
+                    break
+                r = bench_ce(shape, mods, torch, args.threads, args.rounds, args.repeat)
                 line = f"{str(shape):<26}" + "".join(f"{_fmt(r['ce ' + t]):>11}" for t in mods)
                 line += "".join(f"{r['ce ' + t] / r['sm ' + t]:>10.2f}x" for t in mods)
                 line += "".join(f"{r['torch'] / r['ce ' + t]:>12.2f}x" if "torch" in r
