@@ -10,6 +10,12 @@
  * against -lm (whose linker script pulls in libmvec).  Without OpenMP SIMD
  * support the pragmas are ignored and the loops stay scalar but correct.
  *
+ * On the AVX2 and AVX-512 targets the loops that exponentiate x - max
+ * (sc_exp_shift_sum, sc_sum_exp_shift, sc_exp, sc_exp_inplace,
+ * sc_vexp_shift_acc) come from vexp.h instead, with an inlined intrinsics
+ * exp (see its design note); the baseline build keeps the libmvec loops of
+ * SC_DEFINE_EXP_LOOPS below, and the backward passes use libmvec everywhere.
+ *
  * Every primitive is written once, as a macro, and instantiated for float
  * (suffix _f) and double (suffix _d).  Sums are always accumulated in double.
  * The loops never read past `n` and never write to their const inputs.
