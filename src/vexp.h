@@ -6,9 +6,9 @@
  * intrinsics and inlined into the pass that also stores and sums.  Two
  * targets: AVX-512 (__AVX512F__, 16 floats / 8 doubles per vector) and AVX2
  * with FMA (__AVX2__ && __FMA__, 8 / 4); other builds keep libmvec (see
- * simd_math.h).  No -ffast-math and no flush-to-zero mode are needed, and
- * the results do not depend on either flag in MXCSR being clear except that
- * FTZ would flush the subnormal outputs (numpy and Python never set it).
+ * simd_math.h).  No -ffast-math and no flush-to-zero mode are used; the
+ * code only relies on MXCSR's default round-to-nearest, and on FTZ being
+ * clear for the subnormal outputs (NumPy and Python never set it).
  *
  * Method, for one lane x:
  *   1. clamp: x <- max(LO, x) (and min(HI, x) on AVX-512).  The operand order
@@ -41,9 +41,9 @@
  *
  * Subnormal outputs are therefore computed, not flushed: the scaled result
  * is rounded once from p (error < 1 ulp of p), so a subnormal output is
- * within 2 ulp (measured: 1) of the correctly rounded exp, and it is exactly
- * +0 only where the correctly rounded exp is (or, in a 1-ulp band at the
- * boundary, the smallest subnormal).  Measured over every float32 input and
+ * within 2 ulp (measured: 0.88) of the correctly rounded exp; the result is
+ * +0 where the correctly rounded exp is +0, except in a 1-ulp band at that
+ * boundary, where either may be the smallest subnormal.  Measured over every float32 input and
  * sampled float64 inputs: see benchmarks/README.md and tests/test_vexp.py.
  *
  * The loops below (same names and contracts as the libmvec ones in
