@@ -235,3 +235,28 @@ def have_openmp():
     """Whether this kernel module was compiled with OpenMP."""
     return bool(SC_HAVE_OPENMP)
 
+
+
+def exp_loop(int which, floating[::1] x, floating[::1] shift, floating[::1] out,
+             double[::1] s):
+    """Test entry for the exp loops (simd_math.h, vexp.h) on 1-d arrays of n:
+    which = 0: out = exp(x); 1: out = x, then exp in place; 2: out = exp(x -
+    shift[0]), returns the sum; 3: returns sum(exp(x - shift[0])); 4: out =
+    exp(x - shift), s += out; 5: s += exp(x - shift).  Returns 0.0 otherwise."""
+    cdef Py_ssize_t n = x.shape[0]
+    cdef double total = 0.0
+    _require(0 <= which <= 5 and n > 0 and out.shape[0] == n and s.shape[0] == n
+             and shift.shape[0] == n, "exp_loop: bad mode or shapes")
+    with nogil:
+        if which == 0:
+            _exp(&x[0], &out[0], n)
+        elif which == 1:
+            out[:] = x
+            _exp_inplace(&out[0], n)
+        elif which == 2:
+            total = _exp_shift_sum(&x[0], shift[0], &out[0], n)
+        elif which == 3:
+            total = _sum_exp_shift(&x[0], shift[0], n)
+        else:
+            _vexp_shift_acc(&x[0], &shift[0], &out[0] if which == 4 else NULL, &s[0], n)
+    return total

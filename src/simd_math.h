@@ -10,6 +10,12 @@
  * against -lm (whose linker script pulls in libmvec).  Without OpenMP SIMD
  * support the pragmas are ignored and the loops stay scalar but correct.
  *
+ * On the AVX2 and AVX-512 targets the loops that exponentiate x - max
+ * (sc_exp_shift_sum, sc_sum_exp_shift, sc_exp, sc_exp_inplace,
+ * sc_vexp_shift_acc) come from vexp.h instead, with an inlined intrinsics
+ * exp (see its design note); the baseline build keeps the libmvec loops of
+ * SC_DEFINE_EXP_LOOPS below, and the backward passes use libmvec everywhere.
+ *
  * Every primitive is written once, as a macro, and instantiated for float
  * (suffix _f) and double (suffix _d).  Sums are always accumulated in double.
  * The loops never read past `n` and never write to their const inputs.
@@ -49,40 +55,6 @@ static inline void sc_log_inplace(double *s, Py_ssize_t n)
         for (Py_ssize_t i = 0; i < n; i++) m = x[i] > m ? x[i] : m;        \
         return m;                                                          \
     }                                                                      \
-    /* out[i] = exp(x[i] - shift); returns sum(out) in double. */          \
-    static inline double sc_exp_shift_sum_##SFX(const T *x, T shift,       \
-                                                T *out, Py_ssize_t n)      \
-    {                                                                      \
-        double s = 0.0;                                                    \
-        _Pragma("omp simd reduction(+:s)")                                 \
-        for (Py_ssize_t i = 0; i < n; i++) {                               \
-            T e = EXP(x[i] - shift);                                       \
-            out[i] = e;                                                    \
-            s += (double)e;                                                \
-        }                                                                  \
-        return s;                                                          \
-    }                                                                      \
-    /* sum(exp(x[i] - shift)) in double, nothing stored. */                \
-    static inline double sc_sum_exp_shift_##SFX(const T *x, T shift,       \
-                                                Py_ssize_t n)              \
-    {                                                                      \
-        double s = 0.0;                                                    \
-        _Pragma("omp simd reduction(+:s)")                                 \
-        for (Py_ssize_t i = 0; i < n; i++) s += (double)EXP(x[i] - shift); \
-        return s;                                                          \
-    }                                                                      \
-    /* buf[i] = exp(buf[i]) in place. */                                   \
-    static inline void sc_exp_inplace_##SFX(T *buf, Py_ssize_t n)          \
-    {                                                                      \
-        _Pragma("omp simd")                                                \
-        for (Py_ssize_t i = 0; i < n; i++) buf[i] = EXP(buf[i]);           \
-    }                                                                      \
-    /* out[i] = exp(x[i]) (out may alias x). */                            \
-    static inline void sc_exp_##SFX(const T *x, T *out, Py_ssize_t n)      \
-    {                                                                      \
-        _Pragma("omp simd")                                                \
-        for (Py_ssize_t i = 0; i < n; i++) out[i] = EXP(x[i]);             \
-    }                                                                      \
     /* sum(x) in double. */                                                \
     static inline double sc_sum_##SFX(const T *x, Py_ssize_t n)            \
     {                                                                      \
@@ -113,24 +85,6 @@ static inline void sc_log_inplace(double *s, Py_ssize_t n)
     {                                                                      \
         _Pragma("omp simd")                                                \
         for (Py_ssize_t j = 0; j < n; j++) m[j] = x[j] > m[j] ? x[j] : m[j];\
-    }                                                                      \
-    /* e = exp(x[j] - shift[j]); out[j] = e (if out); s[j] += e */         \
-    static inline void sc_vexp_shift_acc_##SFX(const T *x, const T *shift, \
-                                               T *out, double *s,          \
-                                               Py_ssize_t n)               \
-    {                                                                      \
-        if (out) {                                                         \
-            _Pragma("omp simd")                                            \
-            for (Py_ssize_t j = 0; j < n; j++) {                           \
-                T e = EXP(x[j] - shift[j]);                                \
-                out[j] = e;                                                \
-                s[j] += (double)e;                                         \
-            }                                                              \
-        } else {                                                           \
-            _Pragma("omp simd")                                            \
-            for (Py_ssize_t j = 0; j < n; j++)                             \
-                s[j] += (double)EXP(x[j] - shift[j]);                      \
-        }                                                                  \
     }                                                                      \
     /* out[j] = x[j] * c[j] */                                             \
     static inline void sc_vscale_##SFX(const T *x, const T *c, T *out,     \
@@ -194,6 +148,63 @@ static inline void sc_log_inplace(double *s, Py_ssize_t n)
         _Pragma("omp simd")                                                \
         for (Py_ssize_t j = 0; j < n; j++)                                 \
             out[j] = g[j] - EXP(y[j]) * c[j];                              \
+    }
+
+/* The loops that exponentiate, with libmvec's exp: the baseline build's.
+   The AVX2 and AVX-512 builds define the same functions in vexp.h with
+   an inlined exp of their own. */
+#define SC_DEFINE_EXP_LOOPS(T, SFX, EXP)                                       \
+    /* out[i] = exp(x[i] - shift); returns sum(out) in double. */          \
+    static inline double sc_exp_shift_sum_##SFX(const T *x, T shift,       \
+                                                T *out, Py_ssize_t n)      \
+    {                                                                      \
+        double s = 0.0;                                                    \
+        _Pragma("omp simd reduction(+:s)")                                 \
+        for (Py_ssize_t i = 0; i < n; i++) {                               \
+            T e = EXP(x[i] - shift);                                       \
+            out[i] = e;                                                    \
+            s += (double)e;                                                \
+        }                                                                  \
+        return s;                                                          \
+    }                                                                      \
+    /* sum(exp(x[i] - shift)) in double, nothing stored. */                \
+    static inline double sc_sum_exp_shift_##SFX(const T *x, T shift,       \
+                                                Py_ssize_t n)              \
+    {                                                                      \
+        double s = 0.0;                                                    \
+        _Pragma("omp simd reduction(+:s)")                                 \
+        for (Py_ssize_t i = 0; i < n; i++) s += (double)EXP(x[i] - shift); \
+        return s;                                                          \
+    }                                                                      \
+    /* buf[i] = exp(buf[i]) in place. */                                   \
+    static inline void sc_exp_inplace_##SFX(T *buf, Py_ssize_t n)          \
+    {                                                                      \
+        _Pragma("omp simd")                                                \
+        for (Py_ssize_t i = 0; i < n; i++) buf[i] = EXP(buf[i]);           \
+    }                                                                      \
+    /* out[i] = exp(x[i]) (out may alias x). */                            \
+    static inline void sc_exp_##SFX(const T *x, T *out, Py_ssize_t n)      \
+    {                                                                      \
+        _Pragma("omp simd")                                                \
+        for (Py_ssize_t i = 0; i < n; i++) out[i] = EXP(x[i]);             \
+    }                                                                      \
+    /* e = exp(x[j] - shift[j]); out[j] = e (if out); s[j] += e */         \
+    static inline void sc_vexp_shift_acc_##SFX(const T *x, const T *shift, \
+                                               T *out, double *s,          \
+                                               Py_ssize_t n)               \
+    {                                                                      \
+        if (out) {                                                         \
+            _Pragma("omp simd")                                            \
+            for (Py_ssize_t j = 0; j < n; j++) {                           \
+                T e = EXP(x[j] - shift[j]);                                \
+                out[j] = e;                                                \
+                s[j] += (double)e;                                         \
+            }                                                              \
+        } else {                                                           \
+            _Pragma("omp simd")                                            \
+            for (Py_ssize_t j = 0; j < n; j++)                             \
+                s[j] += (double)EXP(x[j] - shift[j]);                      \
+        }                                                                  \
     }
 
 /* dst (cols, rows) = transpose of src (rows, cols), both C-contiguous: the
@@ -313,5 +324,11 @@ SC_DEFINE_BLOCKED_TRANSPOSE(double, d, 4)
 
 SC_DEFINE_PRIMITIVES(float, f, expf)
 SC_DEFINE_PRIMITIVES(double, d, exp)
+
+#include "vexp.h" /* defines SC_HAVE_VEXP on the AVX2 and AVX-512 targets */
+#ifndef SC_HAVE_VEXP
+SC_DEFINE_EXP_LOOPS(float, f, expf)
+SC_DEFINE_EXP_LOOPS(double, d, exp)
+#endif
 
 #endif /* SOFTMAX_CORE_SIMD_MATH_H */
