@@ -21,7 +21,7 @@ BACKENDS = ["numpy", "array_api_strict", "torch"]
 from hypothesis import HealthCheck, settings  # noqa: E402
 
 _SLOW_DATA = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much]
-settings.register_profile("ci", max_examples=100, deadline=None, derandomize=True,
+settings.register_profile("ci", max_examples=150, deadline=None, derandomize=True,
                           database=None, print_blob=True, suppress_health_check=_SLOW_DATA)
 settings.register_profile("campaign", max_examples=int(os.environ.get("FUZZ_EXAMPLES", 1000)),
                           deadline=None, database=None, print_blob=True,

@@ -79,6 +79,22 @@ def strict_warnings():
         yield
 
 
+@contextlib.contextmanager
+def array_api_path(path):
+    """Run the array-API namespaces on ``path``: "bridged" (their CPU arrays on the
+    compiled kernels, the default) or "generic" (the pure array-API code, which
+    serves GPU arrays, dask, integer data, ...)."""
+    if path == "bridged":
+        yield
+        return
+    from unittest import mock
+
+    from softmax_core import _namespace
+
+    with mock.patch.object(_namespace, "bridgeable", lambda first, others: False):
+        yield
+
+
 def quiet():
     """For the references: float64 NumPy with inf and NaN on purpose."""
     return np.errstate(all="ignore")

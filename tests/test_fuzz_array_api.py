@@ -1,5 +1,7 @@
-"""Fuzz: the array-API path (array_api_strict, torch tensors) against the same
-float64 references as the NumPy path, and against the NumPy path itself.
+"""Fuzz: other namespaces (array_api_strict, torch tensors) against the same
+float64 references as the NumPy path, and against the NumPy path itself, on
+both of their paths: "bridged" (CPU arrays on the compiled kernels through
+zero-copy views) and "generic" (the pure array-API code, forced here).
 
 Both paths must stay within the reference's error bound, so they agree within
 twice that bound; dtypes follow the same rules (float16 is computed in float32
@@ -9,6 +11,7 @@ and returned as float16; torch only, array_api_strict has no float16).
 import numpy as np
 import pytest
 from fuzz_strategies import (
+    array_api_path,
     arrays,
     assert_close,
     axes_for,
@@ -58,10 +61,11 @@ def _float_dtypes(name):
     return (np.float64, np.float32, np.int64, np.int32, np.bool_)
 
 
+@pytest.mark.parametrize("path", ["bridged", "generic"])
 @pytest.mark.parametrize("name", NAMESPACES)
-@fuzz_settings(weight=1.5)
+@fuzz_settings(weight=1)
 @given(data=st.data())
-def test_softmax_family_matches_reference_and_numpy(name, data):
+def test_softmax_family_matches_reference_and_numpy(name, path, data):
     xp = _namespace(name)
     _, vals = data.draw(arrays(dtypes=_float_dtypes(name), layouts=("C", "F", "negative")))
     ndim = vals.ndim
@@ -86,9 +90,10 @@ def test_softmax_family_matches_reference_and_numpy(name, data):
             vals.astype(np.float64), normalized(axis, ndim), where,
             None if b is None else b.astype(np.float64), keepdims, compute, result)
         kwargs = dict(axis=axis, keepdims=keepdims, return_sign=True)
-        with strict_warnings():
+        with strict_warnings(), array_api_path(path):
             got, got_sign = call(logsumexp, x, b=_to_xp(xp, b), where=_to_xp(xp, where),
                                  **kwargs)
+        with strict_warnings():
             np_got, np_sign = call(logsumexp, vals, b=b, where=where, **kwargs)
         assert _to_numpy(got).dtype == result
         assert_close(_to_numpy(got), ref, bound, result, f"{name} logsumexp", compared)
@@ -107,8 +112,9 @@ def test_softmax_family_matches_reference_and_numpy(name, data):
         ref, bound = ref_softmax(cast.astype(np.float64), normalized(axis, ndim), mask, use_log,
                                  compute, result)
         f = log_softmax if use_log else softmax
-        with strict_warnings():
+        with strict_warnings(), array_api_path(path):
             got = call(f, x, axis=axis, dtype=_dtype_in(xp, dtype), where=_to_xp(xp, where))
+        with strict_warnings():
             np_got = call(f, vals, axis=axis, dtype=dtype, where=where)
         assert type(got).__module__.split(".")[0] == name, type(got)
         assert _to_numpy(got).dtype == result, (_to_numpy(got).dtype, result)
@@ -118,9 +124,10 @@ def test_softmax_family_matches_reference_and_numpy(name, data):
 
 
 @pytest.mark.torch
-@fuzz_settings(weight=0.5)
+@pytest.mark.parametrize("path", ["bridged", "generic"])
+@fuzz_settings(weight=0.3)
 @given(data=st.data())
-def test_dtype_float16_casts_first_like_torch(data):
+def test_dtype_float16_casts_first_like_torch(path, data):
     """``dtype=float16`` rounds the input to float16 first, on every path (as torch)."""
     torch = _namespace("torch")
     shape = data.draw(st.sampled_from([(5,), (3, 4), (2, 3, 2)]), label="shape")
@@ -132,7 +139,8 @@ def test_dtype_float16_casts_first_like_torch(data):
     tf = torch.log_softmax if use_log else torch.softmax
     with strict_warnings():
         got = call(f, vals, axis=axis, dtype=np.float16)
-        got_t = call(f, torch.asarray(vals), axis=axis, dtype=torch.float16)
+        with array_api_path(path):
+            got_t = call(f, torch.asarray(vals), axis=axis, dtype=torch.float16)
     compute, result = np.dtype(np.float32), np.dtype(np.float16)
     with np.errstate(all="ignore"):
         ref, bound = ref_softmax(vals.astype(np.float16).astype(np.float64),

@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 from fuzz_strategies import (
     K,
+    array_api_path,
     assert_close,
     assert_unchanged,
     call,
@@ -326,10 +327,12 @@ def test_nll_loss_matches_torch(torch, case):
     assert_close(loss, _cast(loss_ref, result), loss_bound, result, "nll_loss", compared)
 
 
+@pytest.mark.parametrize("path", ["bridged", "generic"])
 @pytest.mark.parametrize("name", ["array_api_strict", "torch"])
-@fuzz_settings(weight=1.5)
+@fuzz_settings(weight=1)
 @given(case=loss_cases(with_sample_weight=True), func=st.sampled_from(["ce", "grad", "nll"]))
-def test_array_api_losses_match_torch_and_numpy(torch, name, case, func):
+def test_array_api_losses_match_torch_and_numpy(torch, name, path, case, func):
+    """On both paths of other namespaces: "bridged" (the kernels) and "generic"."""
     xp = pytest.importorskip(name)
     x, target, kwargs, _ = case
     if x.dtype == np.float16 and name == "array_api_strict":
@@ -352,8 +355,9 @@ def test_array_api_losses_match_torch_and_numpy(torch, name, case, func):
 
     xkw = {k: conv(v) if isinstance(v, np.ndarray) else v for k, v in kwargs.items()}
     f = {"ce": cross_entropy, "grad": cross_entropy_with_grad, "nll": nll_loss}[func]
-    with strict_warnings():
+    with strict_warnings(), array_api_path(path):
         got = call(f, conv(x), conv(target), **xkw)
+    with strict_warnings():
         np_got = call(f, x, target, **kwargs)
     loss, grad = got if func == "grad" else (got, None)
     np_loss, np_grad = np_got if func == "grad" else (np_got, None)
