@@ -300,8 +300,8 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
     >>> from sklearn.preprocessing import StandardScaler
     >>> from softmax_core import SoftmaxRegression
     >>> X, y = load_iris(return_X_y=True)
-    >>> clf = make_pipeline(StandardScaler(), SoftmaxRegression(random_state=0))
-    >>> clf = clf.fit(X, y)
+    >>> model = SoftmaxRegression(random_state=0)
+    >>> clf = make_pipeline(StandardScaler(), model).fit(X, y)
     >>> clf.predict(X[:2])
     array([0, 0])
     >>> proba = clf.predict_proba(X[:2])
