@@ -47,9 +47,10 @@ EXTRA_LINK_FLAGS = []
 # preloaded into Python).  -O1 there: GCC does not vectorize instrumented
 # loops at any -O (the checks "clobber memory"), so -O3 would only triple the
 # compile time; -fno-wrapv, as Python's CFLAGS carry -fwrapv, under which
-# signed overflow is defined and UBSan does not check it.  SOFTMAX_CORE_TARGETS=baseline,x86_64_v3 builds only the
-# targets named.  The mode is written into the generated stubs (BUILD_MODE),
-# so switching modes in one tree regenerates the C.
+# signed overflow is defined and UBSan does not check it.
+# SOFTMAX_CORE_TARGETS=baseline,x86_64_v3 builds only the targets named.  The
+# mode is written into the generated stubs (BUILD_MODE), so switching modes in
+# one tree regenerates the C.
 BUILD_MODE = os.environ.get("SOFTMAX_CORE_BUILD", "") or "release"
 if BUILD_MODE == "debug":
     CYTHON_DIRECTIVES.update(boundscheck=True, wraparound=True, initializedcheck=True)

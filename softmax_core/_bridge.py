@@ -19,7 +19,8 @@ import sys
 import array_api_compat
 import numpy as np
 
-__all__ = ["bridgeable", "torch_tensor_type", "to_numpy", "numpy_dtype", "back"]
+__all__ = ["bridgeable", "dtype_bridgeable", "torch_tensor_type", "to_numpy", "numpy_dtype",
+           "back"]
 
 _KDL_CPU = 1  # DLPack's device type of host memory
 _FLOAT_KINDS = frozenset({"float16", "float32", "float64"})
@@ -42,18 +43,36 @@ def _dtype_name(a):
     return str(a.dtype).rsplit(".", 1)[-1]
 
 
+_TORCH = []  # (the torch float dtypes the kernels take, torch.strided), once torch is in use
+
+
+def _torch_facts():
+    if not _TORCH:
+        import torch
+
+        _TORCH.append((frozenset({torch.float16, torch.float32, torch.float64}), torch.strided))
+    return _TORCH[0]
+
+
 def bridgeable(first, others):
     """Whether a call whose value array is ``first`` can run on the NumPy kernels.
 
     ``first`` must be a float16/32/64 array in CPU memory; every other array
-    of the call must be in CPU memory too.
+    of the call must be in CPU memory too (and, for torch, dense).
     """
     tensor = torch_tensor_type()
     if tensor is not None and isinstance(first, tensor):
-        return (first.device.type == "cpu" and _dtype_name(first) in _FLOAT_KINDS
-                and not first.is_conj() and all(a.device.type == "cpu" for a in others))
+        floats, strided = _torch_facts()
+        return (first.dtype in floats and first.is_cpu and first.layout is strided
+                and not first.is_conj() and not first.is_neg()
+                and all(a.is_cpu and a.layout is strided for a in others))
     return (_dtype_name(first) in _FLOAT_KINDS and _on_cpu(first)
             and all(_on_cpu(a) for a in others))
+
+
+def dtype_bridgeable(dtype):
+    """Whether a ``dtype=`` argument is one the kernels produce (float16/32/64)."""
+    return dtype is None or str(dtype).rsplit(".", 1)[-1] in _FLOAT_KINDS
 
 
 def to_numpy(a):
@@ -63,7 +82,7 @@ def to_numpy(a):
         return a
     tensor = torch_tensor_type()
     if tensor is not None and isinstance(a, tensor):
-        return a.detach().numpy()
+        return (a.detach() if a.requires_grad else a).numpy()
     if not array_api_compat.is_array_api_obj(a):
         return np.asarray(a)
     return np.from_dlpack(a)

@@ -49,18 +49,31 @@ def _is_array(a):
     return isinstance(a, np.ndarray) or array_api_compat.is_array_api_obj(a)
 
 
-def _torch_call(present, tensor):
-    """``(xp, backend)`` when every array of the call is a torch tensor, else None."""
-    if not all(isinstance(a, tensor) for a in present):
-        return None
-    from array_api_compat import torch as xp
+_TORCH_XP = []  # array_api_compat.torch, imported on the first torch call
 
-    if not bridgeable(present[0], present[1:]):
+
+def _torch_call(present, tensor):
+    """``(xp, backend)`` when the arrays of the call are torch tensors (array-likes
+    such as lists and floats aside) and the first one is a tensor, else None."""
+    if not isinstance(present[0], tensor):
+        return None
+    tensors = [a for a in present if isinstance(a, tensor)]
+    if len(tensors) != len(present) and any(
+            _is_array(a) for a in present if not isinstance(a, tensor)):
+        return None  # another namespace too: array_api_compat says what is mixed
+    if not _TORCH_XP:
+        from array_api_compat import torch as xp
+
+        _TORCH_XP.append(xp)
+    xp = _TORCH_XP[0]
+    if not bridgeable(present[0], tensors[1:]):
         return xp, GENERIC
     import torch
 
-    if torch.is_grad_enabled() and any(a.requires_grad for a in present):
-        return xp, AUTOGRAD
+    if torch.is_grad_enabled() and any(a.requires_grad for a in tensors):
+        # the autograd Functions take tensors; with array-likes in the call,
+        # torch's own operations (GENERIC) keep the graph
+        return xp, (AUTOGRAD if len(tensors) == len(present) else GENERIC)
     return xp, BRIDGED
 
 
@@ -72,13 +85,14 @@ def get_namespace(*arrays):
     kernels.  Mixing namespaces raises ``TypeError``.
     """
     present = [a for a in arrays if a is not None]
+    if present and type(present[0]) is not np.ndarray:  # a torch call is told apart first
+        tensor = torch_tensor_type()
+        if tensor is not None:
+            call = _torch_call(present, tensor)
+            if call is not None:
+                return call
     if all(type(a) is np.ndarray or not _is_array(a) for a in present):
         return np, NUMPY
-    tensor = torch_tensor_type()
-    if tensor is not None:
-        call = _torch_call(present, tensor)
-        if call is not None:
-            return call
     arrays_only = [a for a in present if _is_array(a)]
     xp = array_api_compat.array_namespace(*arrays_only)
     if array_api_compat.is_numpy_namespace(xp):

@@ -11,7 +11,7 @@ in the caller's namespace and on its device.
 
 from . import _bridge, _softmax_cupy, _softmax_numpy
 from . import _softmax_generic as generic
-from ._namespace import AUTOGRAD, BRIDGED, CUPY, NUMPY, get_namespace
+from ._namespace import AUTOGRAD, BRIDGED, CUPY, GENERIC, NUMPY, get_namespace
 
 __all__ = ["softmax", "log_softmax", "logsumexp", "softmax_backward", "log_softmax_backward"]
 
@@ -22,6 +22,8 @@ def _softmax_dispatch(x, axis, dtype, where, out, use_log):
         return _softmax_numpy.softmax(x, axis, dtype, where, out, use_log)
     if out is not None:
         raise TypeError("out= is only supported for NumPy arrays")
+    if backend in (BRIDGED, AUTOGRAD) and not _bridge.dtype_bridgeable(dtype):
+        backend = GENERIC  # e.g. dtype=torch.bfloat16: torch computes it
     if backend == BRIDGED:
         return _bridge.back(xp, x, _softmax_numpy.softmax(
             _bridge.to_numpy(x), axis, _bridge.numpy_dtype(xp, dtype), _bridge.to_numpy(where),

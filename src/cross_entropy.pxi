@@ -395,11 +395,12 @@ def cross_entropy_rows(const floating[:, ::1] x, const int64_t[::1] target,
     # tasks of a fixed number of rows, whatever the thread count
     rows_per_task = max(BLOCK // n, 1)
     n_tasks = (n_rows + rows_per_task - 1) // rows_per_task
-    partial = <double *>malloc(n_tasks * sizeof(double))
-    if partial == NULL:
-        raise MemoryError("softmax_core: cannot allocate the kernel's partial sums")
     if blocked:
         pws = _workspace(n_threads, CE_WORKSPACE)
+    partial = <double *>malloc(n_tasks * sizeof(double))
+    if partial == NULL:
+        free(pws)
+        raise MemoryError("softmax_core: cannot allocate the kernel's partial sums")
     with nogil:
         for t in prange(n_tasks, schedule="static", num_threads=n_threads,
                         use_threads_if=parallel):

@@ -8,7 +8,8 @@
  * with FMA (__AVX2__ && __FMA__, 8 / 4); other builds keep libmvec (see
  * simd_math.h).  No -ffast-math and no flush-to-zero mode are used; the
  * code only relies on MXCSR's default round-to-nearest, and on FTZ being
- * clear for the subnormal outputs (NumPy and Python never set it).
+ * clear for the subnormal outputs (NumPy and Python never set it; a caller
+ * that does, e.g. torch.set_flush_denormal(True), gets them flushed to 0).
  *
  * Method, for one lane x:
  *   1. clamp: x <- max(LO, x) (and min(HI, x) on AVX-512).  The operand order

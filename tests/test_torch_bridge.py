@@ -252,7 +252,7 @@ def test_double_backward_raises_a_clear_error():
 
 # the estimator -------------------------------------------------------------------------------
 
-def test_regression_on_torch_tensors_uses_the_numpy_kernels(monkeypatch):
+def test_regression_on_torch_tensors_uses_the_numpy_kernels():
     sklearn = pytest.importorskip("sklearn")
     from sklearn.datasets import load_iris
     from sklearn.utils._array_api import _check_array_api_dispatch
@@ -274,3 +274,55 @@ def test_regression_on_torch_tensors_uses_the_numpy_kernels(monkeypatch):
     np.testing.assert_array_equal(model.coef_.numpy(), ref.coef_)
     np.testing.assert_array_equal(model.intercept_.numpy(), ref.intercept_)
     assert model.n_iter_ == ref.n_iter_
+
+
+def test_array_like_arguments_keep_autograd():
+    x = _rand(4, 3).requires_grad_()
+    for out in (cross_entropy(x, [0, 1, 2, 0]),
+                cross_entropy(x, torch.tensor([0, 1, 2, 0]), weight=[1.0, 2.0, 3.0]),
+                logsumexp(x, b=2.0).sum(),
+                softmax(x, where=[True, True, False]).sum()):
+        assert out.grad_fn is not None
+        (grad,) = torch.autograd.grad(out, x)
+        assert torch.isfinite(grad).all() and grad.abs().sum() > 0
+    ref = F.cross_entropy(x, torch.tensor([0, 1, 2, 0]), weight=torch.tensor([1.0, 2.0, 3.0],
+                                                                              dtype=x.dtype))
+    torch.testing.assert_close(cross_entropy(x, [0, 1, 2, 0], weight=[1.0, 2.0, 3.0]), ref)
+
+
+def test_dtype_the_kernels_do_not_produce_takes_torch():
+    x = _rand(3, 4, dtype=torch.float32)
+    got = softmax(x, axis=1, dtype=torch.bfloat16)
+    assert got.dtype == torch.bfloat16
+    torch.testing.assert_close(got, torch.softmax(x, 1, dtype=torch.bfloat16))
+    xg = x.clone().requires_grad_()
+    log_softmax(xg, dtype=torch.bfloat16).sum().backward()
+    assert xg.grad is not None
+
+
+def test_regression_partial_fit_and_warm_start_with_tensors():
+    sklearn = pytest.importorskip("sklearn")
+    from sklearn.datasets import load_iris
+    from sklearn.utils._array_api import _check_array_api_dispatch
+
+    try:
+        _check_array_api_dispatch(True)
+    except (RuntimeError, ImportError) as exc:
+        pytest.skip(str(exc))
+    X, y = load_iris(return_X_y=True)
+    X = (X - X.mean(0)) / X.std(0)
+    ref = SoftmaxRegression(random_state=0, warm_start=True, max_iter=5, tol=None)
+    ref.fit(X, y).fit(X, y)
+    inc = SoftmaxRegression(random_state=0)
+    for _ in range(3):
+        inc.partial_fit(X, y, classes=np.unique(y))
+    with sklearn.config_context(array_api_dispatch=True):
+        Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
+        model = SoftmaxRegression(random_state=0, warm_start=True, max_iter=5, tol=None)
+        model.fit(Xt, yt).fit(Xt, yt)
+        part = SoftmaxRegression(random_state=0)
+        for _ in range(3):
+            part.partial_fit(Xt, yt, classes=torch.unique(yt))
+    assert isinstance(model.coef_, torch.Tensor) and isinstance(part.coef_, torch.Tensor)
+    np.testing.assert_array_equal(model.coef_.numpy(), ref.coef_)
+    np.testing.assert_array_equal(part.coef_.numpy(), inc.coef_)
