@@ -65,7 +65,8 @@ def bridgeable(first, others):
         floats, strided = _torch_facts()
         return (first.dtype in floats and first.is_cpu and first.layout is strided
                 and not first.is_conj() and not first.is_neg()
-                and all(a.is_cpu and a.layout is strided for a in others))
+                and all(a.is_cpu and a.layout is strided if isinstance(a, tensor)
+                        else _on_cpu(a) for a in others))
     return (_dtype_name(first) in _FLOAT_KINDS and _on_cpu(first)
             and all(_on_cpu(a) for a in others))
 

@@ -541,15 +541,18 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
             order="C",
             reset=first_call,
         )
-        check_classification_targets(y)
         xp_caller, _, device = get_namespace_and_device(X)
         xp = _compute_namespace(xp_caller)
-        X_caller = None
+        X_caller = y_caller = None
         if xp is not np and not sp.issparse(X) and bridgeable(X, ()):
             # CPU arrays of other namespaces (torch CPU tensors, ...) train on a
-            # zero-copy NumPy view with NumPy's kernels and BLAS; the fitted
-            # arrays go back to the caller's namespace in _store
+            # zero-copy NumPy view with NumPy's kernels and BLAS (the labels too:
+            # torch.unique alone cost more than an epoch); the fitted arrays go
+            # back to the caller's namespace after _store
             X_caller, X, xp = X, to_numpy(X), np
+            if type(y) is type(X_caller) and bridgeable(X_caller, (y,)):
+                y_caller, y = y, to_numpy(y)
+        check_classification_targets(y)
         classes_, y_idx = self._encode_targets(y, classes, first_call)
         n_classes = classes_.shape[0]
         if n_classes < 2:
@@ -594,6 +597,8 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         if X_caller is not None:
             self.coef_ = back(xp_caller, X_caller, self.coef_)
             self.intercept_ = back(xp_caller, X_caller, self.intercept_)
+        if y_caller is not None:
+            self.classes_ = back(xp_caller, y_caller, self.classes_)
         self._warn_if_poor(state, converged, start_loss, incremental)
         # (early stopping deliberately ends before the training optimum)
         if (converged and xp is np and self.l1_ratio == 0 and self.tol is not None
@@ -710,6 +715,8 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
             classes_ = xp_y.unique_values(source)
         else:
             classes_ = self.classes_
+            if _is_numpy_namespace(xp_y):  # labels bridged to NumPy, classes_ kept as the caller's
+                classes_ = np.asarray(_to_numpy(classes_))
             if classes is not None:
                 given = xp_y.unique_values(xp_y.asarray(classes))
                 if given.shape != classes_.shape or not bool(xp_y.all(given == classes_)):
