@@ -227,20 +227,36 @@ _SHARED_PARAMETERS = r"""
 
 
 def cross_entropy(logits, target, /, *, weight=None, ignore_index=-100, reduction="mean",
-                  label_smoothing=0.0):
-    xp, backend = get_namespace(logits, target, weight)
+                  label_smoothing=0.0, sample_weight=None):
+    xp, backend = get_namespace(logits, target, weight, sample_weight)
     if backend == BRIDGED:
         return _bridge.back(xp, logits, cross_entropy(
             _bridge.to_numpy(logits), _bridge.to_numpy(target), weight=_bridge.to_numpy(weight),
-            ignore_index=ignore_index, reduction=reduction, label_smoothing=label_smoothing))
-    if backend == AUTOGRAD and not _requires_grad(target, weight):
+            ignore_index=ignore_index, reduction=reduction, label_smoothing=label_smoothing,
+            sample_weight=_bridge.to_numpy(sample_weight)))
+    if backend == AUTOGRAD and not _requires_grad(target, weight, sample_weight):
         from . import _torch_autograd
 
         return _torch_autograd.cross_entropy(logits, target, weight, ignore_index, reduction,
-                                             label_smoothing)
-    inputs = _inputs(xp, backend, logits, target, weight, None, ignore_index, reduction,
-                     label_smoothing)
+                                             label_smoothing, sample_weight)
+    inputs = _inputs(xp, backend, logits, target, weight, sample_weight, ignore_index,
+                     reduction, label_smoothing)
     return _numpy_scalar(inputs, _cross_entropy(inputs, want_grad=False)[0])
+
+
+_SAMPLE_WEIGHT_PARAMETER = "\n" + """    sample_weight : array_like, optional
+        Non-negative weight of each sample, of the batch shape (N,) (or (N,)
+        for (N, d1, ..., dk) targets, applied to every position of sample n;
+        shape () for 1-D input).  torch has no such argument; here it is
+        defined as a multiplier of each per-sample loss ``l_n`` (``l_n``
+        already includes ``weight[y_n]`` and label smoothing): ``"none"``
+        gives ``s_n * l_n``, ``"sum"`` gives ``sum(s_n * l_n)``, and
+        ``"mean"`` normalises by the total weight, ``sum(s_n * l_n) /
+        sum(s_n * weight[y_n])`` over the samples not ignored with class
+        indices, and ``sum(s_n * l_n) / sum(s_n)`` with probabilities.  With
+        all ``s_n == 1`` this is the torch result; with integer ``s_n`` it
+        equals repeating sample n ``s_n`` times.  The gradient is that of
+        this loss."""
 
 
 cross_entropy.__doc__ = r"""Cross-entropy between logits and class indices or probabilities.
@@ -254,7 +270,7 @@ cross_entropy.__doc__ = r"""Cross-entropy between logits and class indices or pr
     their own samples.
 
     Parameters
-    ----------""" + _SHARED_PARAMETERS + r"""
+    ----------""" + _SHARED_PARAMETERS + _SAMPLE_WEIGHT_PARAMETER + r"""
 
     Returns
     -------
@@ -335,20 +351,7 @@ cross_entropy_with_grad.__doc__ = r"""Cross-entropy and its gradient with respec
     training loop needs.
 
     Parameters
-    ----------""" + _SHARED_PARAMETERS + r"""
-    sample_weight : array_like, optional
-        Non-negative weight of each sample, of the batch shape (N,) (or (N,)
-        for (N, d1, ..., dk) targets, applied to every position of sample n;
-        shape () for 1-D input).  torch has no such argument; here it is
-        defined as a multiplier of each per-sample loss ``l_n`` (``l_n``
-        already includes ``weight[y_n]`` and label smoothing): ``"none"``
-        gives ``s_n * l_n``, ``"sum"`` gives ``sum(s_n * l_n)``, and
-        ``"mean"`` normalises by the total weight, ``sum(s_n * l_n) /
-        sum(s_n * weight[y_n])`` over the samples not ignored with class
-        indices, and ``sum(s_n * l_n) / sum(s_n)`` with probabilities.  With
-        all ``s_n == 1`` this is the torch result; with integer ``s_n`` it
-        equals repeating sample n ``s_n`` times.  The gradient is that of
-        this loss.
+    ----------""" + _SHARED_PARAMETERS + _SAMPLE_WEIGHT_PARAMETER + r"""
 
     Returns
     -------

@@ -103,10 +103,12 @@ class _LogSumExp(torch.autograd.Function):
 
 class _CrossEntropy(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, logits, target, weight, ignore_index, reduction, label_smoothing):
+    def forward(ctx, logits, target, weight, ignore_index, reduction, label_smoothing,
+                sample_weight):
         loss, grad = _losses.cross_entropy_with_grad(
             _np(logits), _np(target), weight=_np(weight), ignore_index=ignore_index,
-            reduction=reduction, label_smoothing=label_smoothing)
+            reduction=reduction, label_smoothing=label_smoothing,
+            sample_weight=_np(sample_weight))
         ctx.grad, ctx.reduction, ctx.ndim = grad, reduction, logits.ndim
         return torch.from_numpy(np.array(loss, copy=True))
 
@@ -116,7 +118,7 @@ class _CrossEntropy(torch.autograd.Function):
         g = grad_output
         if ctx.reduction == "none" and ctx.ndim > 1:  # per-sample factors, along the classes
             g = g.unsqueeze(1)
-        return torch.from_numpy(ctx.grad) * g, None, None, None, None, None
+        return torch.from_numpy(ctx.grad) * g, None, None, None, None, None, None
 
 
 class _NLLLoss(torch.autograd.Function):
@@ -156,8 +158,10 @@ def logsumexp(x, axis, keepdims, where):
     return _LogSumExp.apply(x, axis, keepdims, where)
 
 
-def cross_entropy(logits, target, weight, ignore_index, reduction, label_smoothing):
-    return _CrossEntropy.apply(logits, target, weight, ignore_index, reduction, label_smoothing)
+def cross_entropy(logits, target, weight, ignore_index, reduction, label_smoothing,
+                  sample_weight=None):
+    return _CrossEntropy.apply(logits, target, weight, ignore_index, reduction, label_smoothing,
+                               sample_weight)
 
 
 def nll_loss(log_probs, target, weight, ignore_index, reduction):
