@@ -7,6 +7,7 @@ Oracles: the NumPy path on the same data (bitwise), torch.nn.functional
 
 import numpy as np
 import pytest
+from sklearn import config_context
 
 from softmax_core import (
     SoftmaxRegression,
@@ -252,8 +253,9 @@ def test_double_backward_raises_a_clear_error():
 
 # the estimator -------------------------------------------------------------------------------
 
-def test_regression_on_torch_tensors_uses_the_numpy_kernels():
-    sklearn = pytest.importorskip("sklearn")
+@pytest.fixture
+def iris_with_dispatch():
+    """Standardized iris, where scikit-learn's array-API dispatch can be switched on."""
     from sklearn.datasets import load_iris
     from sklearn.utils._array_api import _check_array_api_dispatch
 
@@ -262,9 +264,13 @@ def test_regression_on_torch_tensors_uses_the_numpy_kernels():
     except (RuntimeError, ImportError) as exc:
         pytest.skip(str(exc))
     X, y = load_iris(return_X_y=True)
-    X = (X - X.mean(0)) / X.std(0)
+    return (X - X.mean(0)) / X.std(0), y
+
+
+def test_regression_on_torch_tensors_uses_the_numpy_kernels(iris_with_dispatch):
+    X, y = iris_with_dispatch
     ref = SoftmaxRegression(random_state=0).fit(X, y)
-    with sklearn.config_context(array_api_dispatch=True):
+    with config_context(array_api_dispatch=True):
         model = SoftmaxRegression(random_state=0).fit(torch.from_numpy(X), torch.from_numpy(y))
         assert isinstance(model.coef_, torch.Tensor) and isinstance(model.intercept_, torch.Tensor)
         assert isinstance(model.classes_, torch.Tensor)
@@ -300,23 +306,14 @@ def test_dtype_the_kernels_do_not_produce_takes_torch():
     assert xg.grad is not None
 
 
-def test_regression_partial_fit_and_warm_start_with_tensors():
-    sklearn = pytest.importorskip("sklearn")
-    from sklearn.datasets import load_iris
-    from sklearn.utils._array_api import _check_array_api_dispatch
-
-    try:
-        _check_array_api_dispatch(True)
-    except (RuntimeError, ImportError) as exc:
-        pytest.skip(str(exc))
-    X, y = load_iris(return_X_y=True)
-    X = (X - X.mean(0)) / X.std(0)
+def test_regression_partial_fit_and_warm_start_with_tensors(iris_with_dispatch):
+    X, y = iris_with_dispatch
     ref = SoftmaxRegression(random_state=0, warm_start=True, max_iter=5, tol=None)
     ref.fit(X, y).fit(X, y)
     inc = SoftmaxRegression(random_state=0)
     for _ in range(3):
         inc.partial_fit(X, y, classes=np.unique(y))
-    with sklearn.config_context(array_api_dispatch=True):
+    with config_context(array_api_dispatch=True):
         Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
         model = SoftmaxRegression(random_state=0, warm_start=True, max_iter=5, tol=None)
         model.fit(Xt, yt).fit(Xt, yt)
