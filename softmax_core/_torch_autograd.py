@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from . import _losses, _softmax_numpy
+from ._bridge import numpy_dtype, to_numpy
 from ._validation import normalize_axes
 
 __all__ = ["softmax", "logsumexp", "cross_entropy", "nll_loss"]
@@ -42,20 +43,13 @@ def _first_order(backward):
     return wrapper
 
 
-def _np(t):
-    return None if t is None else t.detach().numpy()
-
-
-def _np_dtype(dtype):
-    return None if dtype is None else torch.empty(0, dtype=dtype).numpy().dtype
-
-
 class _Softmax(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, axis, dtype, where, use_log):
-        mask = _np(where)
-        y = torch.from_numpy(_softmax_numpy.softmax(_np(x), axis, _np_dtype(dtype), mask, None,
-                                                    use_log))
+        mask = to_numpy(where)
+        y = _softmax_numpy.softmax(to_numpy(x), axis, numpy_dtype(torch, dtype), mask, None,
+                                   use_log)
+        y = torch.from_numpy(y)
         ctx.save_for_backward(y)
         ctx.axis, ctx.use_log, ctx.x_dtype = axis, use_log, x.dtype
         ctx.mask = None if mask is None else np.broadcast_to(mask, x.shape)
@@ -77,8 +71,8 @@ class _Softmax(torch.autograd.Function):
 class _LogSumExp(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, axis, keepdims, where):
-        mask = _np(where)
-        r = _softmax_numpy.logsumexp(_np(x), axis, True, False, mask)
+        mask = to_numpy(where)
+        r = _softmax_numpy.logsumexp(to_numpy(x), axis, True, False, mask)
         ctx.save_for_backward(x)
         ctx.r, ctx.mask = r, None if mask is None else np.broadcast_to(mask, x.shape)
         axes = normalize_axes(axis, tuple(x.shape))
@@ -106,9 +100,9 @@ class _CrossEntropy(torch.autograd.Function):
     def forward(ctx, logits, target, weight, ignore_index, reduction, label_smoothing,
                 sample_weight):
         loss, grad = _losses.cross_entropy_with_grad(
-            _np(logits), _np(target), weight=_np(weight), ignore_index=ignore_index,
+            to_numpy(logits), to_numpy(target), weight=to_numpy(weight), ignore_index=ignore_index,
             reduction=reduction, label_smoothing=label_smoothing,
-            sample_weight=_np(sample_weight))
+            sample_weight=to_numpy(sample_weight))
         ctx.grad, ctx.reduction, ctx.ndim = grad, reduction, logits.ndim
         return torch.from_numpy(np.array(loss, copy=True))
 
@@ -124,7 +118,7 @@ class _CrossEntropy(torch.autograd.Function):
 class _NLLLoss(torch.autograd.Function):
     @staticmethod
     def forward(ctx, log_probs, target, weight, ignore_index, reduction):
-        x, t, w = _np(log_probs), _np(target), _np(weight)
+        x, t, w = to_numpy(log_probs), to_numpy(target), to_numpy(weight)
         loss = _losses.nll_loss(x, t, weight=w, ignore_index=ignore_index, reduction=reduction)
         ctx.shape, ctx.dtype = x.shape, x.dtype
         ctx.t, ctx.w, ctx.ignore_index, ctx.reduction = t, w, ignore_index, reduction
