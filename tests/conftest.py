@@ -114,3 +114,27 @@ def to_numpy(a):
 def namespace_of(a):
     """Name of the top-level package an array comes from."""
     return type(a).__module__.split(".")[0]
+
+
+# dask (issue 12): a real distributed.LocalCluster of 2 single-threaded worker
+# processes, started once for the session by the first test that asks for it
+# and closed at the end; each test gets its own Client (the default scheduler
+# while the test runs).  Tests skip cleanly where dask is not installed.
+@pytest.fixture(scope="session")
+def dask_cluster():
+    pytest.importorskip("dask.array")
+    distributed = pytest.importorskip("distributed")
+    import logging
+
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  memory_limit="1GiB", dashboard_address=None,
+                                  silence_logs=logging.ERROR) as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def dask_client(dask_cluster):
+    import distributed
+
+    with distributed.Client(dask_cluster) as client:
+        yield client
