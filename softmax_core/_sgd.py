@@ -8,7 +8,7 @@ slice (a view for dense arrays) that stays in cache between the two products.
 
 The epoch objective is the training objective (mean cross-entropy plus
 penalty) at the end of the epoch, on all rows or a fixed sample of up to
-``EVAL_ROWS`` (``_Evaluation``).  Around it:
+``EVAL_ROWS`` (``Evaluation``).  Around it:
 
 * Stopping measures relative progress: an epoch improves when it lowers the
   best objective so far by more than ``tol * max(best, 1e-3)``.  After
@@ -53,7 +53,8 @@ from ._sgd_steps import (
 from ._threads import n_threads_for
 
 __all__ = [
-    "SGDConfig", "SGDState", "DivergenceError", "run_sgd", "penalty", "normalize_weights",
+    "SGDConfig", "SGDState", "DivergenceError", "run_sgd", "run_epochs", "run_batches",
+    "end_epoch", "epoch_learning_rate", "Evaluation", "penalty", "normalize_weights",
     "MAX_RETRIES", "STEP_DIVISOR",
 ]
 
@@ -154,7 +155,7 @@ def _take_rows(xp, X, idx):
     return xp.take(X, idx, axis=0)
 
 
-def _epoch_learning_rate(state, cfg):
+def epoch_learning_rate(state, cfg):
     if cfg.schedule == "invscaling":
         rate = cfg.learning_rate / (state.epochs + 1) ** cfg.power_t
     else:
@@ -162,14 +163,16 @@ def _epoch_learning_rate(state, cfg):
     return rate * state.step_factor
 
 
-def _run_epoch(ops, state, cfg, X, y, w, rng, blocks):
-    """One pass over ``(X, y, w)`` in shuffled block order; returns the epoch objective."""
-    n = X.shape[0]
-    bs = state.batch_size or cfg.batch_size
-    bounds = batch_bounds(n, bs)
+def run_batches(ops, state, cfg, X, y, w, rng, blocks, lr):
+    """Steps over ``(X, y, w)`` in shuffled batch order; returns the summed batch losses.
+
+    ``blocks`` (a `SparseBlocks`, or None) selects the lazy sparse update.
+    The epoch counters are not advanced: a pass over several in-memory blocks
+    (an out-of-core epoch) calls this once per block.
+    """
+    bounds = batch_bounds(X.shape[0], state.batch_size or cfg.batch_size)
     if cfg.shuffle:
         bounds = [bounds[i] for i in rng.permutation(len(bounds)).tolist()]
-    lr = _epoch_learning_rate(state, cfg)
     pre = state.preconditioner
     total = 0.0
     lazy = LazyScale() if blocks is not None else None
@@ -183,6 +186,11 @@ def _run_epoch(ops, state, cfg, X, y, w, rng, blocks):
         total = total + batch_step(ops, state, cfg, pre, Xb, y[start:stop], wb, lr)
     if lazy is not None:
         lazy.fold(state)
+    return total
+
+
+def end_epoch(ops, state, cfg, total, n):
+    """Count the epoch of ``n`` rows; returns its running objective from the summed losses."""
     state.epochs += 1
     state.t += n
     # the weights were normalised to mean 1, so the weighted mean divides by n
@@ -263,7 +271,7 @@ def _improves(loss, best, tol):
         else math.isfinite(loss)
 
 
-class _Evaluation:
+class Evaluation:
     """The training objective at the current coefficients, on a fixed set of rows.
 
     All rows up to ``EVAL_ROWS`` (fewer for wide data, see ``EVAL_ENTRIES``),
@@ -396,16 +404,6 @@ def run_sgd(xp, state, cfg, X, y, w, *, max_epochs, rng, validation=None, can_st
     converged : bool
         Whether the stopping rule ended training before ``max_epochs``.
     """
-    if xp is np:
-        # overflow is handled as divergence, not reported as RuntimeWarnings
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            return _run_epochs(xp, state, cfg, X, y, w, max_epochs, rng, validation,
-                               can_stop, start_loss)
-    return _run_epochs(xp, state, cfg, X, y, w, max_epochs, rng, validation, can_stop,
-                       start_loss)
-
-
-def _run_epochs(xp, state, cfg, X, y, w, max_epochs, rng, validation, can_stop, start_loss):
     n = X.shape[0]
     if cfg.shuffle and n > cfg.batch_size:
         perm = rng.permutation(n)
@@ -416,8 +414,39 @@ def _run_epochs(xp, state, cfg, X, y, w, max_epochs, rng, validation, can_stop, 
     ops = NumpyOps() if xp is np else ArrayOps(xp)
     blocks = SparseBlocks(X, cfg.batch_size) if lazy_eligible(xp, X, cfg,
                                                               state.preconditioner) else None
+    evaluation = Evaluation(xp, cfg, X, y, w, rng)
+
+    def epoch():
+        lr = epoch_learning_rate(state, cfg)
+        return end_epoch(ops, state, cfg, run_batches(ops, state, cfg, X, y, w, rng, blocks, lr),
+                         n)
+
+    return run_epochs(ops, state, cfg, epoch, evaluation.objective, max_epochs=max_epochs,
+                      validation=validation, can_stop=can_stop, start_loss=start_loss)
+
+
+def run_epochs(ops, state, cfg, epoch, objective, *, max_epochs, validation, can_stop,
+               start_loss):
+    """The epoch loop of `run_sgd` around any pass over the data.
+
+    ``epoch()`` runs one pass (advancing ``state`` with `end_epoch`) and
+    returns its running objective; ``objective(state)`` evaluates the training
+    objective at the current coefficients.  The other arguments are those of
+    `run_sgd`.  An out-of-core fit passes its own ``epoch`` (``_dask_fit.py``).
+    """
+    if ops.xp is np:
+        # overflow is handled as divergence, not reported as RuntimeWarnings
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            return _run_epochs(ops, state, cfg, epoch, objective, max_epochs, validation,
+                               can_stop, start_loss)
+    return _run_epochs(ops, state, cfg, epoch, objective, max_epochs, validation, can_stop,
+                       start_loss)
+
+
+def _run_epochs(ops, state, cfg, epoch_fn, objective, max_epochs, validation, can_stop,
+                start_loss):
+    xp = ops.xp
     progress = _Progress(cfg.verbose, max_epochs)
-    evaluation = _Evaluation(xp, cfg, X, y, w, rng)
     first_epoch = state.epochs
     initial_rate = state.initial_learning_rate
     snapshot = initial = _Snapshot(ops, state)
@@ -425,9 +454,9 @@ def _run_epochs(xp, state, cfg, X, y, w, max_epochs, rng, validation, can_stop, 
     best = None
     while state.epochs - first_epoch < max_epochs:
         epoch = state.epochs - first_epoch + 1
-        lr = _epoch_learning_rate(state, cfg)
-        running = _run_epoch(ops, state, cfg, X, y, w, rng, blocks)
-        loss = evaluation.objective(state) if math.isfinite(running) else running
+        lr = epoch_learning_rate(state, cfg)
+        running = epoch_fn()
+        loss = objective(state) if math.isfinite(running) else running
         if _is_divergent(loss, state, start_loss, can_stop) or not _all_finite(xp, state):
             if state.retries >= MAX_RETRIES:
                 raise _diverged_error(loss, lr)
@@ -452,7 +481,7 @@ def _run_epochs(xp, state, cfg, X, y, w, max_epochs, rng, validation, can_stop, 
                 f"Epoch {epoch}: objective {loss:.6g} diverged (all-zero model: "
                 f"{start_loss:.6g}); rolled back to "
                 f"{'the start of this fit' if again else 'the last good epoch'}, learning "
-                f"rate lowered to {_epoch_learning_rate(state, cfg):.4g}")
+                f"rate lowered to {epoch_learning_rate(state, cfg):.4g}")
             continue
         failed_in_a_row = 0
         snapshot = _Snapshot(ops, state)
@@ -525,7 +554,7 @@ def _reduce_noise(state, cfg, initial_rate):
     if state.learning_rate / STEP_DIVISOR < initial_rate * MIN_STEP_FRACTION:
         return None
     state.learning_rate /= STEP_DIVISOR
-    return f"learning rate lowered to {_epoch_learning_rate(state, cfg):.4g}"
+    return f"learning rate lowered to {epoch_learning_rate(state, cfg):.4g}"
 
 
 def _all_finite(xp, state):
