@@ -38,7 +38,8 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["Curvature", "Preconditioner", "estimate_curvature", "fit_preconditioner"]
+__all__ = ["Curvature", "Preconditioner", "estimate_curvature", "fit_preconditioner",
+           "preconditioner_from_moments"]
 
 # rows sampled for the power iteration, and its iterations
 _POWER_ROWS = 4096
@@ -79,9 +80,16 @@ def fit_preconditioner(xp, X, w, fit_intercept, enabled, l2=0.0):
         total = xp.sum(w)
         mu = (w @ X) / total
         var = _chunked_variance(xp, X, mu, w) / total * X.shape[0]
+    return preconditioner_from_moments(xp, mu, var, _np_dtype(X), fit_intercept, l2)
+
+
+def preconditioner_from_moments(xp, mu, var, dtype, fit_intercept, l2=0.0):
+    """The preconditioner of data whose (weighted) column means are ``mu`` and
+    variances ``var`` (see `fit_preconditioner`); ``dtype`` is the data's NumPy
+    float dtype.  An out-of-core fit gathers the moments block by block."""
     s = xp.sqrt(var)
     # constant (or numerically constant) columns are left as they are
-    tiny = 100 * float(np.finfo(_np_dtype(X)).eps) * (1.0 + xp.abs(mu))
+    tiny = 100 * float(np.finfo(dtype).eps) * (1.0 + xp.abs(mu))
     s = xp.where(s > tiny, s, xp.ones_like(s))
     return Preconditioner(offset=mu if fit_intercept else None,
                           inv_scale2=1.0 / (s * s + 2.0 * l2))

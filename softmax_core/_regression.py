@@ -43,6 +43,9 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from ._bridge import back, bridgeable, to_numpy
+from ._dask_blocks import is_dask_collection
+from ._dask_fit import fit_dask
+from ._dask_predict import predict_dask, score_dask
 from ._optimality import newton_decrement
 from ._preconditioner import estimate_curvature, fit_preconditioner
 from ._sgd import SGDConfig, SGDState, normalize_weights, run_sgd
@@ -531,6 +534,8 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         first_call = not (incremental and hasattr(self, "classes_"))
         if incremental and first_call and classes is None:
             raise ValueError("classes must be passed on the first call to partial_fit.")
+        if is_dask_collection(X):
+            return fit_dask(self, X, y, sample_weight, classes, incremental)
         xp_in, _, device = get_namespace_and_device(X)
         X, y = validate_data(
             self,
@@ -643,15 +648,22 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
             return int(self.batch_size)
         return int(min(256, max(32, math.ceil(n_samples / 16))))
 
-    def _prepare_optimizer(self, xp, state, cfg, X, w, rng):
-        """The preconditioner and the initial step, from the data of this fit."""
-        state.preconditioner = fit_preconditioner(xp, X, w, self.fit_intercept,
-                                                  self.precondition,
-                                                  l2=cfg.alpha * (1 - cfg.l1_ratio))
+    def _prepare_optimizer(self, xp, state, cfg, X, w, rng, preconditioner=None,
+                           n_samples=None):
+        """The preconditioner and the initial step, from the data of this fit.
+
+        An out-of-core fit passes the `preconditioner` of the whole data and a
+        sample of its rows as ``X`` (``w``), and their number `n_samples`.
+        """
+        state.preconditioner = preconditioner if preconditioner is not None else \
+            fit_preconditioner(xp, X, w, self.fit_intercept, self.precondition,
+                               l2=cfg.alpha * (1 - cfg.l1_ratio))
         if self.learning_rate == "auto":
             curvature = estimate_curvature(xp, X, w, state.preconditioner,
                                            cfg.alpha * (1 - cfg.l1_ratio), self.fit_intercept,
                                            rng)
+            if n_samples is not None:
+                curvature.n_samples = n_samples
             rate = curvature.step(state.batch_size) * _AUTO_STEP_MULTIPLIER
         else:
             rate = float(self.learning_rate)
@@ -933,6 +945,8 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         >>> (clf.decision_function(X) > 0).tolist()
         [False, False, True, True]
         """
+        if is_dask_collection(X):
+            return predict_dask(self, X, "decision_function")
         xp, scores = self._logits(X, "decision_function")
         if scores.shape[1] == 1:
             return xp.reshape(scores, (-1,))
@@ -968,6 +982,8 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         >>> clf.predict([[-3.0], [3.0]]).tolist()
         ['neg', 'pos']
         """
+        if is_dask_collection(X):
+            return predict_dask(self, X, "predict")
         xp, scores = self._full_logits(X, "predict")
         indices = xp.argmax(scores, axis=1)
         if isinstance(self.classes_, np.ndarray) and isinstance(indices, np.ndarray):
@@ -1012,6 +1028,8 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         >>> np.allclose(proba.sum(axis=1), 1.0), bool(proba[3, 1] > 0.5)
         (True, True)
         """
+        if is_dask_collection(X):
+            return predict_dask(self, X, "predict_proba")
         _, scores = self._full_logits(X, "predict_proba")
         return softmax(scores, axis=1)
 
@@ -1049,6 +1067,8 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         >>> bool(np.isfinite(log_proba).all())
         True
         """
+        if is_dask_collection(X):
+            return predict_dask(self, X, "predict_log_proba")
         _, scores = self._full_logits(X, "predict_log_proba")
         return log_softmax(scores, axis=1)
 
@@ -1086,6 +1106,8 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         >>> clf.score(X, [0, 0, 1, 1])
         1.0
         """
+        if is_dask_collection(X):
+            return score_dask(self, X, y, sample_weight)
         return super().score(X, y, sample_weight=sample_weight)
 
     def __sklearn_tags__(self):
