@@ -1,0 +1,401 @@
+"""SoftmaxRegression on dask arrays (issue 12): out-of-core fit, partial_fit, lazy predictions.
+
+The oracle of a fit is the NumPy fit of the same data: both must reach the
+same training objective (evaluated here on all rows, independently of the
+estimators' own bookkeeping) and accuracy.  The objective of
+``LogisticRegression`` solved tightly bounds both from below.
+"""
+
+import re
+import threading
+import warnings
+
+import numpy as np
+import pytest
+
+da = pytest.importorskip("dask.array")
+dask = pytest.importorskip("dask")
+
+from sklearn.datasets import make_classification  # noqa: E402
+from sklearn.exceptions import ConvergenceWarning  # noqa: E402
+from sklearn.linear_model import LogisticRegression  # noqa: E402
+
+from softmax_core import SoftmaxRegression  # noqa: E402
+from softmax_core._dask_blocks import BlockStream, DaskTrainingSet  # noqa: E402
+
+
+def _data(n=6000, d=12, k=4, seed=0, unscaled=True):
+    X, y = make_classification(n, d, n_informative=8, n_classes=k, n_clusters_per_class=1,
+                               class_sep=0.8, random_state=seed)
+    if unscaled:  # features in the thousands next to ones in hundredths, offsets
+        X[:, 0] = X[:, 0] * 1000.0 + 5000.0
+        X[:, 1] *= 0.01
+    return X, y
+
+
+def _objective(X, y, coef, intercept, alpha, w=None):
+    """Mean (weighted) cross-entropy of the multinomial model plus the L2 penalty, in
+    float64 with scipy's logsumexp (the estimators' own loss code is not used)."""
+    from scipy.special import logsumexp
+
+    coef = np.asarray(coef, dtype=np.float64)
+    intercept = np.asarray(intercept, dtype=np.float64)
+    if coef.shape[0] == 1:  # two classes: W = [-c/2, c/2]
+        coef = np.concatenate([-coef / 2, coef / 2])
+        intercept = np.concatenate([-intercept / 2, intercept / 2])
+    Z = X.astype(np.float64) @ coef.T + intercept
+    losses = logsumexp(Z, axis=1) - Z[np.arange(len(y)), y]
+    w = np.ones(len(y)) if w is None else w
+    return float(np.sum(losses * w) / np.sum(w)) + 0.5 * alpha * float(np.sum(coef * coef))
+
+
+class _NoCompute:
+    """A dask scheduler that fails: proves that a call builds a graph and computes nothing."""
+
+    calls = 0
+
+    def __call__(self, *args, **kwargs):
+        type(self).calls += 1
+        raise AssertionError("a dask compute ran during the call")
+
+
+# ---------------------------------------------------------------- fit
+
+@pytest.mark.parametrize("chunks", [750, (1000, 5)], ids=["row-blocks", "row-and-column-blocks"])
+def test_fit_reaches_the_numpy_optimum(chunks):
+    X, y = _data()
+    alpha = 1e-3
+    ref = SoftmaxRegression(alpha=alpha, random_state=0).fit(X, y)
+    model = SoftmaxRegression(alpha=alpha, random_state=0).fit(
+        da.from_array(X, chunks=chunks), da.from_array(y, chunks=750))
+    lr = LogisticRegression(C=1 / (alpha * len(y)), tol=1e-10, max_iter=10_000).fit(
+        (X - X.mean(0)) / X.std(0), y)
+    optimum = _objective((X - X.mean(0)) / X.std(0), y, lr.coef_, lr.intercept_, alpha)
+    f_ref = _objective(X, y, ref.coef_, ref.intercept_, alpha)
+    f_dask = _objective(X, y, model.coef_, model.intercept_, alpha)
+    assert isinstance(model.coef_, np.ndarray) and model.coef_.shape == ref.coef_.shape
+    assert model.n_features_in_ == X.shape[1] and model.t_ == model.n_iter_ * len(y)
+    # the standardized problem has the same optimum value only without the penalty's
+    # change of scale; so both fits are held to the NumPy fit, and to LR loosely
+    assert f_dask <= f_ref + 1e-3 * f_ref
+    assert f_ref >= optimum - 0.05
+    assert abs(model.score(X, y) - ref.score(X, y)) < 0.01
+
+
+def test_fit_float32_unknown_chunks_and_class_labels():
+    X, y = _data(seed=1)
+    labels = np.array(["ant", "bee", "cat", "dog"])[y]
+    Xd = da.from_array(X.astype(np.float32), chunks=800)
+    keep = Xd[:, 2] > -0.5  # unknown chunk sizes: shape (nan, 12)
+    Xk, yk = Xd[keep], da.from_array(labels, chunks=800)[keep]
+    assert np.isnan(Xk.shape[0])
+    model = SoftmaxRegression(alpha=1e-3, random_state=0).fit(Xk, yk)
+    mask = X[:, 2].astype(np.float32) > -0.5
+    ref = SoftmaxRegression(alpha=1e-3, random_state=0).fit(X[mask].astype(np.float32),
+                                                             labels[mask])
+    assert model.coef_.dtype == np.float32 and model.classes_.tolist() == sorted(set(labels))
+    y_idx = np.searchsorted(model.classes_, labels[mask])
+    f_ref = _objective(X[mask], y_idx, ref.coef_, ref.intercept_, 1e-3)
+    f_dask = _objective(X[mask], y_idx, model.coef_, model.intercept_, 1e-3)
+    assert f_dask <= f_ref * (1 + 2e-3)
+    assert model.t_ == model.n_iter_ * int(mask.sum())
+
+
+def test_fit_weights_and_balanced_classes():
+    X, y = _data(seed=2)
+    y = np.where(np.arange(len(y)) % 5 == 0, 0, y)  # class 0 over-represented
+    w = np.random.default_rng(0).uniform(0.2, 3.0, len(y))
+    kw = dict(alpha=1e-3, class_weight="balanced", random_state=0)
+    ref = SoftmaxRegression(**kw).fit(X, y, sample_weight=w)
+    for weights in (da.from_array(w, chunks=1100), w):  # dask weights (other chunks), NumPy
+        model = SoftmaxRegression(**kw).fit(da.from_array(X, chunks=750),
+                                            da.from_array(y, chunks=750),
+                                            sample_weight=weights)
+        counts = np.bincount(y)
+        cw = len(y) / (len(counts) * counts)
+        full_w = w * cw[y]
+        f_ref = _objective(X, y, ref.coef_, ref.intercept_, 1e-3, full_w)
+        f_dask = _objective(X, y, model.coef_, model.intercept_, 1e-3, full_w)
+        assert f_dask <= f_ref * (1 + 1e-3)
+
+
+def test_fit_warm_start_and_two_classes():
+    X, y = _data(k=2, seed=3)
+    Xd, yd = da.from_array(X, chunks=1000), da.from_array(y, chunks=1000)
+    model = SoftmaxRegression(alpha=1e-3, random_state=0, warm_start=True).fit(Xd, yd)
+    assert model.coef_.shape == (1, X.shape[1])
+    ref = SoftmaxRegression(alpha=1e-3, random_state=0).fit(X, y)
+    f1 = _objective(X, y, model.coef_, model.intercept_, 1e-3)
+    assert f1 <= _objective(X, y, ref.coef_, ref.intercept_, 1e-3) * (1 + 1e-3)
+    model.fit(Xd, yd)  # from the optimum, it stays there
+    assert _objective(X, y, model.coef_, model.intercept_, 1e-3) <= f1 * (1 + 1e-3)
+
+
+def test_fit_keeps_at_most_two_blocks_and_visits_each_once_per_epoch():
+    """The stream computes block k + 1 while block k trains, never further ahead."""
+    X, y = _data(n=4000)
+    data = DaskTrainingSet.from_inputs(da.from_array(X, chunks=500),
+                                       da.from_array(y, chunks=500), None)
+    started, lock = [], threading.Lock()
+
+    def prepare(i, Xb, yb, wb, rng):
+        with lock:
+            started.append(i)
+        return i, Xb
+
+    stream = BlockStream(data, prepare)
+    orders = []
+    for seed in range(3):
+        order = np.random.RandomState(seed).permutation(len(stream)).tolist()
+        seen = []
+        for k, (i, Xb) in enumerate(stream.epoch(order, [0] * len(order))):
+            np.testing.assert_array_equal(Xb, X[500 * i:500 * (i + 1)])
+            with lock:
+                # blocks prepared so far in this epoch: this one and at most the next
+                assert len(started) - len(orders) * len(order) <= k + 2
+            seen.append(i)
+        assert seen == order
+        orders.append(order)
+    stream.close()
+    assert sorted(orders[0]) == list(range(8)) and len({tuple(o) for o in orders}) == 3
+
+
+def test_fit_shuffles_blocks_each_epoch():
+    """Data sorted by class, one class per block: only a per-epoch random block order and
+    row permutation make the minibatches mixed; the fit must still match the NumPy one."""
+    X, y = _data(seed=4)
+    order = np.argsort(y, kind="stable")
+    X, y = X[order], y[order]
+    model = SoftmaxRegression(alpha=1e-3, random_state=0).fit(
+        da.from_array(X, chunks=500), da.from_array(y, chunks=500))
+    ref = SoftmaxRegression(alpha=1e-3, random_state=0).fit(X, y)
+    assert _objective(X, y, model.coef_, model.intercept_, 1e-3) <= \
+        _objective(X, y, ref.coef_, ref.intercept_, 1e-3) * (1 + 2e-3)
+
+
+# --------------------------------------------------------- partial_fit
+
+def test_partial_fit_is_one_pass_over_the_blocks():
+    X, y = _data(seed=5, unscaled=False)
+    Xd, yd = da.from_array(X, chunks=1500), da.from_array(y, chunks=1500)
+    model = SoftmaxRegression(random_state=0, schedule="invscaling")
+    for _ in range(3):
+        model.partial_fit(Xd, yd, classes=np.arange(4))
+    assert model.n_iter_ == 3 and model.t_ == 3 * len(y)
+    ref = SoftmaxRegression(random_state=0, schedule="invscaling")
+    for _ in range(3):
+        for start in range(0, len(y), 1500):
+            ref.partial_fit(X[start:start + 1500], y[start:start + 1500], classes=np.arange(4))
+    # one pass over the same blocks is as good as the in-memory chunk loop
+    assert model.score(X, y) > ref.score(X, y) - 0.03
+    assert model.score(X, y) > 0.6
+
+
+def test_partial_fit_checks_labels_and_values_of_each_block():
+    X, y = _data(n=3000)
+    model = SoftmaxRegression(random_state=0)
+    model.partial_fit(da.from_array(X, chunks=1000), da.from_array(y, chunks=1000),
+                      classes=np.arange(4))
+    before = model.coef_.copy()
+    y_bad = y.copy()
+    y_bad[2500] = 7
+    with pytest.raises(ValueError, match=re.escape("y contains labels not in classes_: [7]")):
+        model.partial_fit(da.from_array(X, chunks=1000), da.from_array(y_bad, chunks=1000))
+    X_bad = X.copy()
+    X_bad[1200, 3] = np.nan
+    with pytest.raises(ValueError, match="NaN or infinity .*row block 1"):
+        model.partial_fit(da.from_array(X_bad, chunks=1000), da.from_array(y, chunks=1000))
+    np.testing.assert_array_equal(model.coef_, before)  # a failed call leaves it unchanged
+    assert model.n_iter_ == 1
+    with pytest.raises(ValueError, match="X has 11 features, but SoftmaxRegression is "
+                                         "expecting 12"):
+        model.partial_fit(da.from_array(X[:, 1:], chunks=1000), da.from_array(y, chunks=1000))
+
+
+# ------------------------------------------------------------- errors
+
+@pytest.mark.parametrize("case, match", [
+    ("nan", r"Input X contains NaN or infinity \(in row block\(s\) \[2\]"),
+    ("inf_weight", r"Input X or sample_weight contains NaN or infinity"),
+    ("negative_weight", "Negative values in data passed to `sample_weight`"),
+    ("one_class", "at least 2 classes"),
+    ("continuous", "Unknown label type"),
+    ("lengths", r"inconsistent numbers of samples: \[3000, 2999\]"),
+    ("unknown_lengths", "inconsistent numbers of samples in row block"),
+    ("numpy_y_unknown_X", "unknown chunk sizes, so y must be a dask array"),
+    ("early_stopping", "early_stopping is not supported for dask input"),
+    ("sparse_blocks", "dask arrays of NumPy blocks"),
+    ("strings", "X must hold real numbers"),
+])
+def test_fit_errors(case, match):
+    X, y = _data(n=3000)
+    w = None
+    kw = {}
+    if case == "nan":
+        X[2100, 0] = np.nan
+    elif case == "inf_weight":
+        w = np.ones(len(y))
+        w[5] = np.inf
+    elif case == "negative_weight":
+        w = np.ones(len(y))
+        w[5] = -1
+    elif case == "one_class":
+        y = np.zeros_like(y)
+    elif case == "continuous":
+        y = y + 0.5
+    elif case == "early_stopping":
+        kw = {"early_stopping": True}
+    Xd, yd = da.from_array(X, chunks=1000), da.from_array(y, chunks=1000)
+    if case == "lengths":
+        yd = yd[1:]
+    elif case == "unknown_lengths":
+        Xd, yd = Xd[Xd[:, 2] > 0], yd[yd >= 0]
+    elif case == "numpy_y_unknown_X":
+        Xd, yd = Xd[Xd[:, 2] > 0], y
+    elif case == "sparse_blocks":
+        sparse = pytest.importorskip("scipy.sparse")
+        Xd = Xd.map_blocks(sparse.csr_matrix, meta=sparse.csr_matrix((0, 0)))
+    elif case == "strings":
+        Xd = da.from_array(X.astype(str), chunks=1000)
+    model = SoftmaxRegression(random_state=0, **kw)
+    with pytest.raises((ValueError, TypeError), match=match):
+        model.fit(Xd, yd, sample_weight=w)
+    assert not hasattr(model, "coef_")
+
+
+def test_diverging_fit_is_rolled_back_or_raises():
+    """A far too large step diverges: the epoch is undone and retried with a smaller one
+    (as in memory), never a silent garbage model."""
+    X, y = _data(n=3000, unscaled=False)
+    Xd, yd = da.from_array(X, chunks=1000), da.from_array(y, chunks=1000)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model = SoftmaxRegression(learning_rate=1e4, momentum=0.0, random_state=0,
+                                  max_iter=30).fit(Xd, yd)
+    assert model.n_divergence_retries_ > 0
+    assert np.isfinite(model.coef_).all() and model.score(X, y) > 0.5
+
+
+# -------------------------------------------------------- predictions
+
+@pytest.mark.parametrize("k", [2, 4])
+def test_predictions_are_lazy_and_equal_the_numpy_ones(k):
+    X, y = _data(n=3000, k=k)
+    labels = np.array(["a", "b", "c", "d"])[y]
+    model = SoftmaxRegression(random_state=0).fit(X, labels)
+    Xd = da.from_array(X, chunks=(700, 5))
+    with dask.config.set(scheduler=_NoCompute()):
+        results = {m: getattr(model, m)(Xd) for m in
+                   ("decision_function", "predict", "predict_proba", "predict_log_proba")}
+    for method, lazy in results.items():
+        assert isinstance(lazy, da.Array)
+        expected = getattr(model, method)(X)
+        got = lazy.compute(scheduler="sync")
+        assert got.dtype == expected.dtype and got.shape == expected.shape
+        if method == "predict":
+            np.testing.assert_array_equal(got, expected)
+        else:  # the same kernels on each block; BLAS may round a block's product differently
+            np.testing.assert_allclose(got, expected, rtol=1e-13, atol=1e-13)
+    # unknown chunk sizes stay lazy too
+    lazy = model.predict_proba(Xd[Xd[:, 2] > 0])
+    assert np.isnan(lazy.shape[0])
+    np.testing.assert_allclose(lazy.compute(), model.predict_proba(X[X[:, 2] > 0]),
+                               rtol=1e-13, atol=1e-13)
+    assert model.score(Xd, da.from_array(labels, chunks=500)) == model.score(X, labels)
+    w = np.linspace(0.5, 2, len(y))
+    assert model.score(Xd, labels, sample_weight=w) == pytest.approx(
+        model.score(X, labels, sample_weight=w), rel=1e-12)
+
+
+def test_prediction_checks():
+    X, y = _data(n=2000)
+    model = SoftmaxRegression(random_state=0).fit(X, y)
+    with pytest.raises(ValueError, match="X has 11 features, but SoftmaxRegression is "
+                                         "expecting 12"):
+        model.predict(da.from_array(X[:, 1:], chunks=500))
+    from sklearn.exceptions import NotFittedError
+
+    with pytest.raises(NotFittedError):
+        SoftmaxRegression().predict(da.from_array(X, chunks=500))
+
+
+def test_dask_dataframe_input():
+    dd = pytest.importorskip("dask.dataframe")
+    pd = pytest.importorskip("pandas")
+    X, y = _data(n=3000)
+    frame = pd.DataFrame(X, columns=[f"f{i}" for i in range(X.shape[1])])
+    ddf = dd.from_pandas(frame, npartitions=3)
+    model = SoftmaxRegression(alpha=1e-3, random_state=0).fit(
+        ddf, dd.from_pandas(pd.Series(y), npartitions=3))
+    assert model.feature_names_in_.tolist() == list(frame.columns)
+    ref = SoftmaxRegression(alpha=1e-3, random_state=0).fit(X, y)
+    assert _objective(X, y, model.coef_, model.intercept_, 1e-3) <= \
+        _objective(X, y, ref.coef_, ref.intercept_, 1e-3) * (1 + 1e-3)
+    proba = model.predict_proba(ddf)
+    assert isinstance(proba, da.Array)
+    np.testing.assert_allclose(proba.compute(), model.predict_proba(frame), rtol=1e-12,
+                               atol=1e-13)
+
+
+# ------------------------------------------------ on a distributed cluster
+
+def test_fit_and_predict_on_a_cluster(dask_client):
+    X, y = _data(n=4000, seed=6)
+    Xd, yd = da.from_array(X, chunks=1000), da.from_array(y, chunks=1000)
+    model = SoftmaxRegression(alpha=1e-3, random_state=0).fit(Xd, yd)
+    ref = SoftmaxRegression(alpha=1e-3, random_state=0).fit(X, y)
+    assert _objective(X, y, model.coef_, model.intercept_, 1e-3) <= \
+        _objective(X, y, ref.coef_, ref.intercept_, 1e-3) * (1 + 1e-3)
+    lazy = model.predict_proba(Xd)
+    np.testing.assert_allclose(lazy.compute(), model.predict_proba(X), rtol=1e-13, atol=1e-13)
+
+
+def test_workers_run_the_kernels_on_one_thread(dask_client):
+    """The nanny sets OMP_NUM_THREADS=1 (distributed.nanny.pre-spawn-environ): our kernels
+    ask OpenMP at each call, so a worker task runs them on one thread (no
+    oversubscription of n_workers x cores)."""
+    from softmax_core._threads import max_threads
+
+    counts = dask_client.run(max_threads)
+    assert set(counts.values()) == {1}
+    X, y = _data(n=3000)
+    model = SoftmaxRegression(random_state=0).fit(X, y)
+    # inside a prediction task too
+    lazy = da.from_array(X, chunks=1000).map_blocks(
+        lambda b: np.full((b.shape[0],), max_threads()), drop_axis=1, dtype=int)
+    assert set(lazy.compute().tolist()) == {1}
+    assert model.predict(da.from_array(X, chunks=1000)).compute().shape == (3000,)
+
+
+def test_dask_ml_incremental_and_parallel_post_fit(dask_client):
+    wrappers = pytest.importorskip("dask_ml.wrappers")
+    X, y = _data(n=4000, seed=7, unscaled=False)
+    Xd, yd = da.from_array(X, chunks=1000), da.from_array(y, chunks=1000)
+    inc = wrappers.Incremental(SoftmaxRegression(random_state=0, schedule="invscaling"))
+    inc.fit(Xd, yd, classes=np.arange(4))
+    assert inc.estimator_.t_ == len(y)  # one pass over the blocks
+    ours = SoftmaxRegression(random_state=0, schedule="invscaling").partial_fit(
+        Xd, yd, classes=np.arange(4))
+    assert abs(inc.score(Xd, yd) - ours.score(Xd, yd)) < 0.05
+    post = wrappers.ParallelPostFit(SoftmaxRegression(random_state=0)).fit(X, y)
+    proba = post.predict_proba(Xd)
+    assert isinstance(proba, da.Array)
+    np.testing.assert_allclose(proba.compute(), post.estimator.predict_proba(X), rtol=1e-13,
+                               atol=1e-13)
+
+
+def test_grid_search_under_the_dask_joblib_backend(dask_client):
+    joblib = pytest.importorskip("joblib")
+    from sklearn.model_selection import GridSearchCV
+
+    X, y = _data(n=1500, unscaled=False)
+    grid = {"alpha": [1e-4, 1e-2], "batch_size": [32, 128]}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        with joblib.parallel_backend("dask"):
+            search = GridSearchCV(SoftmaxRegression(random_state=0), grid, cv=3,
+                                  n_jobs=-1).fit(X, y)
+        serial = GridSearchCV(SoftmaxRegression(random_state=0), grid, cv=3).fit(X, y)
+    np.testing.assert_allclose(search.cv_results_["mean_test_score"],
+                               serial.cv_results_["mean_test_score"], rtol=0, atol=1e-12)
+    assert search.best_params_ == serial.best_params_
