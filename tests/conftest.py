@@ -127,7 +127,7 @@ def dask_cluster():
     import logging
 
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  memory_limit="1GiB", dashboard_address=None,
+                                  memory_limit="1GiB", dashboard_address=":0",
                                   silence_logs=logging.ERROR) as cluster:
         yield cluster
 
