@@ -6,7 +6,9 @@ helpers, then hands the arrays to the optimizer in ``_sgd.py``.  NumPy input
 ``sklearn.set_config(array_api_dispatch=True)`` any other array-API input
 (torch, CuPy, array_api_strict) is trained and predicted in its own namespace
 and on its device, and the fitted arrays live there too.  Namespaces come from
-``sklearn.utils._array_api.get_namespace`` only.
+``sklearn.utils._array_api.get_namespace`` only.  Dask input goes to
+``_dask_fit.py`` (out-of-core training) and ``_dask_predict.py`` (lazy
+predictions) before any validation that would compute it.
 
 Two classes: the optimizer always trains the multinomial model with one row of
 weights per class, ``W = [w0, w1]``.  As in scikit-learn's linear classifiers
@@ -108,7 +110,10 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
     Dense arrays and scipy.sparse CSR matrices are accepted.  With
     ``sklearn.set_config(array_api_dispatch=True)``, torch, CuPy and other
     array-API inputs are trained and predicted in their own namespace and on
-    their device (GPU included).
+    their device (GPU included).  Dask arrays and DataFrames train out of
+    core: every epoch streams the row blocks in a fresh random order, one
+    block computed while the previous one trains, and predictions on them are
+    lazy dask arrays (:ref:`scaling`).
 
     The defaults need no tuning and no scaling of the features: the
     optimizer steps in standardized coordinates (`precondition`, which does
@@ -427,8 +432,11 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : {array-like, sparse matrix} of shape (n_samples, n_features)
-            Training data (dense or CSR; float32 data trains in float32).
+        X : {array-like, sparse matrix, dask array} of shape (n_samples, n_features)
+            Training data (dense or CSR; float32 data trains in float32).  A
+            dask array or DataFrame trains out of core (one survey pass, then
+            every epoch streams its row blocks; chunk sizes may be unknown);
+            `early_stopping` is not offered for it.
         y : array-like of shape (n_samples,)
             Target labels (any hashable, sortable labels; at least two classes).
         sample_weight : array-like of shape (n_samples,), default=None
@@ -471,8 +479,9 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : {array-like, sparse matrix} of shape (n_samples, n_features)
-            A chunk of training data.
+        X : {array-like, sparse matrix, dask array} of shape (n_samples, n_features)
+            A chunk of training data.  A dask array is one pass over its row
+            blocks, and its first block plays the first chunk's part.
         y : array-like of shape (n_samples,)
             Its labels; each must be one of `classes`.
         classes : array-like of shape (n_classes,), default=None
@@ -918,8 +927,9 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : {array-like, sparse matrix} of shape (n_samples, n_features)
-            Samples.
+        X : {array-like, sparse matrix, dask array} of shape (n_samples, n_features)
+            Samples.  For a dask array or DataFrame the result is a lazy dask
+            array, computed block by block.
 
         Returns
         -------
@@ -957,8 +967,9 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : {array-like, sparse matrix} of shape (n_samples, n_features)
-            Samples.
+        X : {array-like, sparse matrix, dask array} of shape (n_samples, n_features)
+            Samples.  For a dask array or DataFrame the result is a lazy dask
+            array, computed block by block.
 
         Returns
         -------
@@ -1001,8 +1012,9 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : {array-like, sparse matrix} of shape (n_samples, n_features)
-            Samples.
+        X : {array-like, sparse matrix, dask array} of shape (n_samples, n_features)
+            Samples.  For a dask array or DataFrame the result is a lazy dask
+            array, computed block by block.
 
         Returns
         -------
@@ -1041,8 +1053,9 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : {array-like, sparse matrix} of shape (n_samples, n_features)
-            Samples.
+        X : {array-like, sparse matrix, dask array} of shape (n_samples, n_features)
+            Samples.  For a dask array or DataFrame the result is a lazy dask
+            array, computed block by block.
 
         Returns
         -------
@@ -1078,7 +1091,7 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         Parameters
         ----------
         X : {array-like, sparse matrix} of shape (n_samples, n_features)
-            Test samples.
+            Test samples (a dask array: scored in one pass).
         y : array-like of shape (n_samples,)
             True labels.
         sample_weight : array-like of shape (n_samples,), default=None
