@@ -177,6 +177,9 @@ def _aligned(a, X, what):
 
 # ------------------------------------------------------------------ survey
 
+# rows per slice of a block when its moments are gathered (bounds the temporaries)
+_SURVEY_ROWS = 16384
+
 @dataclass
 class BlockSummary:
     """What `survey` learns of one block (computed on a worker)."""
@@ -206,35 +209,38 @@ def _survey_block(Xb, yb, wb, seed, keep, dtype):
         return BlockSummary(n, None, None, None, 0.0, None, None, 0.0, 0.0, True, lengths,
                             None, None, None, None)
     labels, inverse, counts = np.unique(yb, return_inverse=True, return_counts=True)
-    X64 = np.asarray(Xb, dtype=np.float64)
-    finite = bool(np.isfinite(X64).all())
-    if wb is None:
-        weight, w_min, w_max = float(n), 1.0, 1.0
-        mean = X64.mean(axis=0) if n else None
-        m2 = ((X64 - mean) ** 2).sum(axis=0) if n else None
-    else:
-        w64 = np.asarray(wb, dtype=np.float64)
-        weight = float(w64.sum())
-        w_min = float(w64.min()) if n else math.inf
-        w_max = float(w64.max()) if n else -math.inf
-        finite = finite and bool(np.isfinite(w64).all())
-        if weight > 0 and math.isfinite(weight):
-            mean = (w64 @ X64) / weight
-            m2 = w64 @ ((X64 - mean) ** 2)
-        else:
-            mean = m2 = None
+    w64 = None if wb is None else np.asarray(wb, dtype=np.float64)
+    finite = w64 is None or bool(np.isfinite(w64).all())
+    weight = float(n) if w64 is None else float(w64.sum())
+    w_min = 1.0 if w64 is None else (float(w64.min()) if n else math.inf)
+    w_max = 1.0 if w64 is None else (float(w64.max()) if n else -math.inf)
+    mean = m2 = None
+    if n and weight > 0 and math.isfinite(weight):
+        # two passes over row slices: float64 temporaries of _SURVEY_ROWS rows only
+        sums = np.zeros(Xb.shape[1])
+        for start in range(0, n, _SURVEY_ROWS):
+            part = np.asarray(Xb[start:start + _SURVEY_ROWS], dtype=np.float64)
+            finite = finite and bool(np.isfinite(part).all())
+            sums += part.sum(axis=0) if w64 is None else w64[start:start + _SURVEY_ROWS] @ part
+        mean = sums / weight
+        m2 = np.zeros(Xb.shape[1])
+        for start in range(0, n, _SURVEY_ROWS):
+            dev = np.asarray(Xb[start:start + _SURVEY_ROWS], dtype=np.float64) - mean
+            dev *= dev
+            m2 += dev.sum(axis=0) if w64 is None else w64[start:start + _SURVEY_ROWS] @ dev
+    elif n:
+        finite = finite and bool(np.isfinite(Xb).all())
     rng = np.random.default_rng(seed)
     keys = rng.random(n)
     rows = np.sort(np.argsort(keys)[:keep]) if keep < n else np.arange(n)
-    per_label = counts.astype(np.float64) if wb is None else \
-        np.bincount(inverse.ravel(), weights=np.asarray(wb, dtype=np.float64),
-                    minlength=labels.shape[0])
+    per_label = counts.astype(np.float64) if w64 is None else \
+        np.bincount(inverse.ravel(), weights=w64, minlength=labels.shape[0])
     return BlockSummary(
         n=n, labels=labels, counts=counts, class_weight=per_label, weight=weight, mean=mean,
         m2=m2, w_min=w_min, w_max=w_max, finite=finite, length_mismatch=None,
         sample_keys=keys[rows],
         sample_X=np.ascontiguousarray(Xb[rows], dtype=dtype), sample_y=np.asarray(yb)[rows],
-        sample_w=None if wb is None else np.asarray(wb, dtype=np.float64)[rows])
+        sample_w=None if w64 is None else w64[rows])
 
 
 @dataclass

@@ -399,3 +399,37 @@ def test_grid_search_under_the_dask_joblib_backend(dask_client):
     np.testing.assert_allclose(search.cv_results_["mean_test_score"],
                                serial.cv_results_["mean_test_score"], rtol=0, atol=1e-12)
     assert search.best_params_ == serial.best_params_
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("known", [True, False], ids=["known-chunks", "unknown-chunks"])
+def test_survey_moments_labels_and_sample(weighted, known):
+    """The one-pass survey: pooled moments equal NumPy's on all rows (large offsets too),
+    label counts, and a sample of distinct rows of the data of the requested size."""
+    from softmax_core._dask_blocks import survey
+
+    X, y = _data(n=5000, seed=8)
+    X[:, 2] += 1e6  # a large offset: the pooled update must not cancel
+    w = np.random.default_rng(1).uniform(0.0, 2.0, len(y)) if weighted else None
+    Xd = da.from_array(X, chunks=(600, 7))
+    yd = da.from_array(y, chunks=600)
+    wd = None if w is None else da.from_array(w, chunks=600)
+    if not known:
+        keep = Xd[:, 3] > -1.0
+        Xd, yd = Xd[keep], yd[keep]
+        wd = None if wd is None else wd[keep]
+        mask = X[:, 3] > -1.0
+        X, y, w = X[mask], y[mask], (None if w is None else w[mask])
+    data = DaskTrainingSet.from_inputs(Xd, yd, wd)
+    info = survey(data, 700, np.random.RandomState(0))
+    weights = np.ones(len(y)) if w is None else w
+    mean = weights @ X / weights.sum()
+    var = weights @ (X - mean) ** 2 / weights.sum()
+    np.testing.assert_allclose(info.mean, mean, rtol=1e-12)
+    np.testing.assert_allclose(info.var, var, rtol=1e-9)
+    assert info.n == len(y) and info.labels.tolist() == [0, 1, 2, 3]
+    np.testing.assert_array_equal(info.counts, np.bincount(y))
+    np.testing.assert_allclose(info.label_weights, np.bincount(y, weights=weights), rtol=1e-12)
+    assert info.sample_X.shape == (700, X.shape[1])
+    rows = {tuple(r) for r in info.sample_X.tolist()}
+    assert len(rows) == 700 and rows <= {tuple(r) for r in X.tolist()}
