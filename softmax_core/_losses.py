@@ -1,7 +1,8 @@
 """Public loss functions: nll_loss, cross_entropy and cross_entropy_with_grad.
 
-Each function is a thin front: ``_namespace.get_namespace`` picks the backend
-once (its docstring has the table).  CPU arrays of other namespaces are
+Each function is a thin front: ``_namespace.get_namespace_and_arrays`` picks
+the backend once (its docstring has the table) and promotes NumPy arrays of a
+dask call to dask.  CPU arrays of other namespaces are
 viewed as NumPy arrays (``_bridge``) and the call is made again with them;
 torch tensors that require grad go through ``_torch_autograd``.  Otherwise
 ``_losses_validation`` checks and converts the arguments, then NumPy input
@@ -18,7 +19,8 @@ import numpy as np
 from . import _bridge, _losses_cupy, _losses_numpy
 from . import _losses_generic as generic
 from ._losses_validation import check_loss_inputs
-from ._namespace import AUTOGRAD, BRIDGED, CUPY, NUMPY, get_namespace
+from ._namespace import AUTOGRAD, BRIDGED, CUPY, NUMPY, get_namespace_and_arrays
+from ._validation import is_known
 
 __all__ = ["nll_loss", "cross_entropy", "cross_entropy_with_grad"]
 
@@ -38,15 +40,20 @@ def _requires_grad(*arrays):
     return any(a is not None and getattr(a, "requires_grad", False) for a in arrays)
 
 
-def _finish(inputs, loss, grad):
-    """Reshape row results to the caller's shapes and result dtype."""
+def _finish(inputs, loss, grad, rows):
+    """Results in the caller's shapes and result dtype: from (M, C) rows (``rows``,
+    the CuPy kernels) or from the class-last layout of ``_losses_generic``."""
     xp = inputs.xp
-    if inputs.reduction == "none":
-        loss = xp.reshape(loss, inputs.batch_shape)
+    if inputs.reduction == "none" and is_known(inputs.batch_shape):
+        # rows to the batch shape; a NumPy scalar of a () batch to a 0-d array
+        loss = xp.reshape(xp.asarray(loss), inputs.batch_shape)
     loss = xp.astype(loss, inputs.result_dtype, copy=False)
     if grad is not None:
-        grad = xp.astype(generic.from_rows(xp, grad, inputs.x.shape), inputs.result_dtype,
-                         copy=False)
+        if rows:
+            grad = generic.from_rows(xp, grad, inputs.x.shape)
+        else:
+            grad = generic.from_class_last(xp, grad)
+        grad = xp.astype(grad, inputs.result_dtype, copy=False)
     return loss, grad
 
 
@@ -84,26 +91,22 @@ def _cross_entropy(inputs, want_grad):
     if inputs.backend == CUPY and want_grad:
         res = _losses_cupy.cross_entropy_with_grad(inputs)
         if res is not None:
-            return _finish(inputs, *res)
+            return _finish(inputs, *res, rows=True)
     with _quiet():
         return _cross_entropy_generic(inputs, want_grad)
 
 
 def _cross_entropy_generic(inputs, want_grad):
     xp = inputs.xp
-    if inputs.kind == "index":
-        target = generic.rows_to_batch(xp, inputs.target)
-    else:
-        target = generic.to_rows(xp, inputs.target)
-    sample_weight = inputs.sample_weight
-    if sample_weight is not None:
-        sample_weight = generic.rows_to_batch(xp, sample_weight)
+    target = inputs.target
+    if inputs.kind == "prob":
+        target = generic.class_last(xp, target)
     loss, grad = generic.cross_entropy(
-        xp, generic.to_rows(xp, inputs.x), target, kind=inputs.kind, weight=inputs.weight,
+        xp, generic.class_last(xp, inputs.x), target, kind=inputs.kind, weight=inputs.weight,
         ignore_index=inputs.ignore_index, reduction=inputs.reduction,
-        label_smoothing=inputs.label_smoothing, sample_weight=sample_weight,
+        label_smoothing=inputs.label_smoothing, sample_weight=inputs.sample_weight,
         want_grad=want_grad)
-    return _finish(inputs, loss, grad)
+    return _finish(inputs, loss, grad, rows=False)
 
 
 def nll_loss(log_probs, target, /, *, weight=None, ignore_index=-100, reduction="mean"):
@@ -174,7 +177,8 @@ def nll_loss(log_probs, target, /, *, weight=None, ignore_index=-100, reduction=
     >>> print(nll_loss(log_softmax(x, axis=1), np.array([-100, -100])))
     nan
     """
-    xp, backend = get_namespace(log_probs, target, weight)
+    xp, backend, (log_probs, target, weight) = get_namespace_and_arrays(
+        log_probs, target, weight)
     if backend == BRIDGED:
         return _bridge.back(xp, log_probs, nll_loss(
             _bridge.to_numpy(log_probs), _bridge.to_numpy(target),
@@ -188,9 +192,9 @@ def nll_loss(log_probs, target, /, *, weight=None, ignore_index=-100, reduction=
     xp = inputs.xp
     with _quiet():
         loss = generic.nll_loss(
-            xp, generic.to_rows(xp, inputs.x), generic.rows_to_batch(xp, inputs.target),
-            weight=inputs.weight, ignore_index=inputs.ignore_index, reduction=inputs.reduction)
-        loss = _finish(inputs, loss, None)[0]
+            xp, generic.class_last(xp, inputs.x), inputs.target, weight=inputs.weight,
+            ignore_index=inputs.ignore_index, reduction=inputs.reduction)
+        loss = _finish(inputs, loss, None, rows=False)[0]
     return _numpy_scalar(inputs, loss)
 
 
@@ -228,7 +232,8 @@ _SHARED_PARAMETERS = r"""
 
 def cross_entropy(logits, target, /, *, weight=None, ignore_index=-100, reduction="mean",
                   label_smoothing=0.0, sample_weight=None):
-    xp, backend = get_namespace(logits, target, weight, sample_weight)
+    xp, backend, (logits, target, weight, sample_weight) = get_namespace_and_arrays(
+        logits, target, weight, sample_weight)
     if backend == BRIDGED:
         return _bridge.back(xp, logits, cross_entropy(
             _bridge.to_numpy(logits), _bridge.to_numpy(target), weight=_bridge.to_numpy(weight),
@@ -329,7 +334,8 @@ cross_entropy.__doc__ = r"""Cross-entropy between logits and class indices or pr
 
 def cross_entropy_with_grad(logits, target, /, *, weight=None, ignore_index=-100,
                             reduction="mean", label_smoothing=0.0, sample_weight=None):
-    xp, backend = get_namespace(logits, target, weight, sample_weight)
+    xp, backend, (logits, target, weight, sample_weight) = get_namespace_and_arrays(
+        logits, target, weight, sample_weight)
     if backend in (BRIDGED, AUTOGRAD):  # the gradient is returned, not taken
         return _bridge.back(xp, logits, cross_entropy_with_grad(
             _bridge.to_numpy(logits), _bridge.to_numpy(target), weight=_bridge.to_numpy(weight),

@@ -1,12 +1,16 @@
 """Pure array-API cross-entropy and NLL, for every namespace (NumPy included).
 
-The functions work on rows: an (M, C) array of logits (or log-probabilities)
-and M targets, as ``to_rows`` makes them from (C,), (N, C) or
-(N, C, d1, ..., dk) input.  They follow torch 2.13 term by term:
+The functions work on arrays with the classes on the last axis: (..., C)
+logits (or log-probabilities) and targets of the batch shape ``...`` (class
+indices) or (..., C) (probabilities).  ``class_last`` makes them from (C,),
+(N, C) or (N, C, d1, ..., dk) input by moving the class axis, without a
+reshape, so dask arrays of unknown lengths (``X[mask]``) work too; ``to_rows``
+(an (M, C) array, one row per sample) is the layout of the compiled kernels.
+They follow torch 2.13 term by term:
 
 * index targets: ``l_n = (1 - eps) w[y_n] (lse_n - x[n, y_n])
   + eps/C sum_c w_c (lse_n - x[n, c])``, 0 where ``y_n == ignore_index``;
-  ``"mean"`` divides by ``sum(w[y_n])`` over the rows that are not ignored;
+  ``"mean"`` divides by ``sum(w[y_n])`` over the samples that are not ignored;
 * probability targets: ``t' = (1 - eps) t + eps/C`` and
   ``l_n = sum_c w_c t'_c (lse_n - x[n, c])``; ``"mean"`` divides by M;
 * ``sample_weight`` multiplies ``l_n`` and enters the mean's denominator
@@ -17,14 +21,32 @@ and M targets, as ``to_rows`` makes them from (C,), (N, C) or
 analytic one, ``a_n (p (sum of the row's target weights) - target
 weights)``, and matches torch autograd.  A 0/0 mean (every row ignored or
 of zero weight) is NaN, and so is the gradient of every row that is not
-ignored, as in torch.
+ignored, as in torch.  Nothing reads a value, so dask arrays stay lazy; the
+"mean" denominator is itself a lazy sum.
 """
 
 import math
 
 import array_api_compat
 
-__all__ = ["to_rows", "rows_to_batch", "from_rows", "nll_loss", "cross_entropy"]
+from ._dask_graph import reduce_max
+
+__all__ = ["to_rows", "rows_to_batch", "from_rows", "class_last", "from_class_last",
+           "nll_loss", "cross_entropy"]
+
+
+def class_last(xp, x):
+    """(C,) and (N, C) -> themselves; (N, C, d1, ...) -> (N, d1, ..., C), a view."""
+    if x.ndim <= 2:
+        return x
+    return xp.permute_dims(x, (0, *range(2, x.ndim), 1))
+
+
+def from_class_last(xp, a):
+    """Inverse of ``class_last``."""
+    if a.ndim <= 2:
+        return a
+    return xp.permute_dims(a, (0, a.ndim - 1, *range(1, a.ndim - 1)))
 
 
 def to_rows(xp, x):
@@ -63,15 +85,19 @@ def _safe_denominator(xp, denom):
 
 
 def _index_parts(xp, x, target, weight, ignore_index):
-    """Return ``(valid, onehot, wy)`` for (M,) int64 targets."""
+    """Return ``(valid, onehot, wy)`` for int64 targets of the batch shape."""
     valid = target != ignore_index
     y = xp.where(valid, target, xp.zeros_like(target))
-    classes = xp.arange(x.shape[1], dtype=target.dtype, device=array_api_compat.device(x))
-    onehot = classes[None, :] == y[:, None]
+    classes = xp.arange(x.shape[-1], dtype=target.dtype, device=array_api_compat.device(x))
+    onehot = classes == y[..., None]
     if weight is None:
         wy = xp.astype(valid, x.dtype)
     else:
-        wy = xp.where(valid, xp.take(weight, y), _zero(xp, x))
+        if y.ndim == 1:
+            picked = xp.take(weight, y)
+        else:  # take wants 1-d indices: the one nonzero term of each sum is exact
+            picked = xp.sum(xp.where(onehot, weight, _zero(xp, x)), axis=-1)
+        wy = xp.where(valid, picked, _zero(xp, x))
     return valid, onehot, wy
 
 
@@ -97,19 +123,19 @@ def _reduce(xp, losses, denom, reduction):
 
 
 def nll_loss(xp, x, target, *, weight, ignore_index, reduction):
-    """NLL of (M, C) log-probabilities: ``-w[y] x[n, y]``, 0 for ignored rows."""
+    """NLL of (..., C) log-probabilities: ``-w[y] x[n, y]``, 0 for ignored samples."""
     valid, onehot, wy = _index_parts(xp, x, target, weight, ignore_index)
     zero = _zero(xp, x)
-    picked = xp.sum(xp.where(onehot, x, zero), axis=1)
+    picked = xp.sum(xp.where(onehot, x, zero), axis=-1)
     losses = xp.where(valid, -(wy * picked), zero)
     return _reduce(xp, losses, _wide_sum(xp, wy), reduction)
 
 
 def _log_softmax_parts(xp, x):
-    """Return ``(log_probs, probs)`` of (M, C) logits via logsumexp."""
-    shifted = x - xp.max(x, axis=1, keepdims=True)
+    """Return ``(log_probs, probs)`` of (..., C) logits via logsumexp."""
+    shifted = x - reduce_max(xp, x, axis=-1, keepdims=True)
     e = xp.exp(shifted)
-    s = xp.sum(e, axis=1, keepdims=True)
+    s = xp.sum(e, axis=-1, keepdims=True)
     return shifted - xp.log(s), e / s
 
 
@@ -121,37 +147,38 @@ def _index_terms(xp, logp, target, weight, ignore_index, eps):
     x[n, c])`` (losses are 0 where ignored), and ``wy = w[y_n]`` (0 where
     ignored), the row's share of the "mean" denominator.
     """
-    n_classes = logp.shape[1]
+    n_classes = logp.shape[-1]
     valid, onehot, wy = _index_parts(xp, logp, target, weight, ignore_index)
     zero = _zero(xp, logp)
     # nll from the target entry alone: a -inf elsewhere must not give inf * 0
-    losses = (1.0 - eps) * wy * -xp.sum(xp.where(onehot, logp, zero), axis=1)
-    twc = (1.0 - eps) * wy[:, None] * xp.astype(onehot, logp.dtype)
+    losses = (1.0 - eps) * wy * -xp.sum(xp.where(onehot, logp, zero), axis=-1)
+    twc = (1.0 - eps) * wy[..., None] * xp.astype(onehot, logp.dtype)
     if eps > 0:
-        w_row = logp if weight is None else logp * weight[None, :]
-        losses = losses + (eps / n_classes) * -xp.sum(w_row, axis=1)
+        w_row = logp if weight is None else logp * weight
+        losses = losses + (eps / n_classes) * -xp.sum(w_row, axis=-1)
         if weight is None:
             twc = twc + eps / n_classes
         else:
-            twc = twc + (eps / n_classes) * weight[None, :]
+            twc = twc + (eps / n_classes) * weight
     losses = xp.where(valid, losses, zero)
     return losses, valid, twc, wy
 
 
 def _prob_terms(xp, logp, target, weight, eps):
     """Per-row losses and smoothed, weighted targets for probability targets."""
-    twc = target if eps == 0 else (1.0 - eps) * target + eps / logp.shape[1]
+    twc = target if eps == 0 else (1.0 - eps) * target + eps / logp.shape[-1]
     if weight is not None:
-        twc = twc * weight[None, :]
-    return -xp.sum(twc * logp, axis=1), twc
+        twc = twc * weight
+    return -xp.sum(twc * logp, axis=-1), twc
 
 
 def cross_entropy(xp, x, target, *, kind, weight, ignore_index, reduction, label_smoothing,
                   sample_weight=None, want_grad=False):
-    """Cross-entropy of (M, C) logits; returns ``(loss, grad or None)``.
+    """Cross-entropy of (..., C) logits; returns ``(loss, grad or None)``.
 
-    ``target`` is (M,) int64 (``kind="index"``) or (M, C) probabilities;
-    ``sample_weight`` is None or (M,).
+    ``target`` is int64 of the batch shape ``...`` (``kind="index"``) or
+    (..., C) probabilities; ``sample_weight`` is None or of the batch shape.
+    The gradient has the logits' (..., C) shape.
     """
     logp, probs = _log_softmax_parts(xp, x)
     valid = None
@@ -169,13 +196,13 @@ def cross_entropy(xp, x, target, *, kind, weight, ignore_index, reduction, label
     if not want_grad:
         return loss, None
     # d l_n / d x[n, c] = p[n, c] * sum_c twc[n, c] - twc[n, c], times a_n
-    if sample_weight is not None:
-        scale = sample_weight[:, None]
-    else:
-        scale = xp.ones((x.shape[0], 1), dtype=x.dtype, device=array_api_compat.device(x))
+    scale = None if sample_weight is None else sample_weight[..., None]
     if reduction == "mean":
-        scale = scale / xp.astype(_safe_denominator(xp, denom), x.dtype)
-    grad = scale * (probs * xp.sum(twc, axis=1, keepdims=True) - twc)
+        scale = (1.0 if scale is None else scale) / xp.astype(_safe_denominator(xp, denom),
+                                                              x.dtype)
+    grad = probs * xp.sum(twc, axis=-1, keepdims=True) - twc
+    if scale is not None:
+        grad = scale * grad
     if valid is not None:
-        grad = xp.where(valid[:, None], grad, _zero(xp, x))
+        grad = xp.where(valid[..., None], grad, _zero(xp, x))
     return loss, grad

@@ -6,6 +6,15 @@ indices or floating class probabilities) and its shape, every class index
 (in ``[0, C)`` or equal to ``ignore_index``), and the lengths and signs of
 ``weight`` and ``sample_weight``.  The checks use only array-API functions,
 so they run in the caller's namespace and on its device.
+
+For dask arrays the checks of values (class indices, the uint64 wrap, the
+sign of the sample weights) would each be a compute, so ``_losses_lazy``
+moves them into the graph: the call returns at once and computing its result
+raises the same exception, built by the same functions (``index_error``,
+``wrapped_index_error``, ``sample_weight_error``).  Shapes, dtypes and options
+are checked during the call in every namespace; a length that dask does not
+know yet (``X[mask]``) matches only an unknown length (``_validation``'s
+rule), and the class axis must have a known length.
 """
 
 import math
@@ -17,12 +26,14 @@ import array_api_compat
 import array_api_compat.numpy as np_compat
 import numpy as np
 
+from ._dask_graph import is_dask
 from ._namespace import NUMPY
 from ._native import kernels
 from ._softmax_generic import as_float
-from ._validation import numpy_compute_dtypes
+from ._validation import is_known, numpy_compute_dtypes, shape_of
 
-__all__ = ["REDUCTIONS", "TargetIndexError", "LossInputs", "check_loss_inputs"]
+__all__ = ["REDUCTIONS", "TargetIndexError", "LossInputs", "check_loss_inputs",
+           "index_error", "wrapped_index_error", "sample_weight_error"]
 
 REDUCTIONS = ("mean", "sum", "none")
 
@@ -43,7 +54,8 @@ class LossInputs:
     (``kind == "prob"``).  ``batch_shape`` is the shape of a ``"none"``
     result.  ``weight`` and ``sample_weight`` are None or arrays of the
     compute dtype; ``sample_weight`` already has ``batch_shape``.
-    ``maybe_ignored`` is False when no target can equal ``ignore_index``.
+    ``maybe_ignored`` is False when no target can equal ``ignore_index``
+    (always True for dask, whose targets are not looked at).
     """
 
     xp: Any
@@ -104,10 +116,7 @@ def _isdtype(xp, dtype, kinds):
     return xp.isdtype(dtype, kinds)
 
 
-def _shape(a):
-    if type(a) is np.ndarray:  # already a tuple of Python ints
-        return a.shape
-    return tuple(int(d) for d in a.shape)
+_shape = shape_of  # (a length dask does not know is None)
 
 
 def _as_array(xp, a, like=None):
@@ -133,16 +142,45 @@ def _logits(xp, backend, logits):
             "on axis 1 (axis 0 for 1-D input), got a 0-d array"
         )
     axis = 0 if len(shape) == 1 else 1
+    if shape[axis] is None:
+        raise ValueError(
+            f"input of shape {shape} has a class axis (axis {axis}) of unknown length; "
+            "the number of classes must be known (dask: select rows only, or call "
+            "compute_chunk_sizes() first)"
+        )
     if shape[axis] == 0:
         raise ValueError(f"input of shape {shape} has no classes (C = 0 on axis {axis})")
     batch = shape[:axis] + shape[axis + 1:]
     return x, result, shape[axis], batch
 
 
+def index_error(value, position, n_classes, ignore_index):
+    """The error for class index ``value`` at flat (C order) ``position``."""
+    return TargetIndexError(
+        f"target {value} (at flat position {position}) is out of bounds: class indices "
+        f"must be in [0, {n_classes}) for {n_classes} classes, or equal ignore_index="
+        f"{ignore_index}"
+    )
+
+
+def wrapped_index_error(value, n_classes, ignore_index):
+    """The error for a uint64 class index ``value`` above the int64 range."""
+    return TargetIndexError(
+        f"target {value} is out of bounds: class indices must be in [0, {n_classes}) or "
+        f"equal ignore_index={ignore_index}"
+    )
+
+
+def sample_weight_error(low):
+    """The error for sample weights whose minimum ``low`` is negative or NaN."""
+    return ValueError(f"sample_weight must be non-negative and not NaN, got minimum {low}")
+
+
 def check_class_indices(xp, target, n_classes, ignore_index):
     """Raise ``TargetIndexError`` unless every entry is in [0, C) or ignore_index.
 
-    Returns whether some entry may equal ``ignore_index``.
+    Returns whether some entry may equal ``ignore_index``.  Not for dask
+    (``_losses_lazy`` checks those in the graph).
     """
     if math.prod(_shape(target)) == 0:
         return False
@@ -156,17 +194,13 @@ def check_class_indices(xp, target, n_classes, ignore_index):
     bad = ((flat < 0) | (flat >= n_classes)) & (flat != ignore_index)
     if bool(xp.any(bad)):
         position = int(xp.argmax(xp.astype(bad, xp.int8)))
-        value = int(flat[position])
-        raise TargetIndexError(
-            f"target {value} (at flat position {position}) is out of bounds: class indices "
-            f"must be in [0, {n_classes}) for {n_classes} classes, or equal ignore_index="
-            f"{ignore_index}"
-        )
+        raise index_error(int(flat[position]), position, n_classes, ignore_index)
     return True
 
 
 def _target(xp, target, x, batch, allow_prob, ignore_index):
-    """Return ``(target, kind)``."""
+    """Return ``(target, kind)``; a uint64 target too large for int64 raises
+    here (for dask, in the graph: ``_losses_lazy``)."""
     shape = _shape(x)
     dtype = target.dtype
     if _isdtype(xp, dtype, "real floating"):
@@ -200,17 +234,18 @@ def _target(xp, target, x, batch, allow_prob, ignore_index):
             f"got shape {_shape(target)}{hint}"
         )
     converted = xp.astype(target, xp.int64, copy=False)
-    if dtype == getattr(xp, "uint64", None) and math.prod(_shape(target)):
+    if _is_uint64(xp, dtype) and not is_dask(xp) and math.prod(_shape(target)):
         # the int64 cast wraps values above 2**63 - 1 to negative numbers (2**64 - 100
         # would pass for ignore_index=-100); a uint64 target is never negative
         lo = int(xp.min(converted))
         if lo < 0:
-            raise TargetIndexError(
-                f"target {lo + 2**64} is out of bounds: class indices must be in "
-                f"[0, {shape[1] if len(shape) > 1 else shape[0]}) or equal ignore_index="
-                f"{ignore_index}"
-            )
+            n_classes = shape[1] if len(shape) > 1 else shape[0]
+            raise wrapped_index_error(lo + 2**64, n_classes, ignore_index)
     return converted, "index"
+
+
+def _is_uint64(xp, dtype):
+    return dtype == getattr(xp, "uint64", None)
 
 
 def _cast(xp, a, dtype):
@@ -238,13 +273,15 @@ def _weight(xp, weight, n_classes, dtype, like):
 
 
 def _sample_weight(xp, sample_weight, batch, dtype, like):
+    """The sample weights checked and cast, of their own shape (N,) or ``batch``
+    (dask's are checked for their sign in the graph, by ``_losses_lazy``)."""
     if sample_weight is None:
         return None
     sw = _as_array(xp, sample_weight, like)
     if not _isdtype(xp, sw.dtype, ("real floating", "integral")):
         raise TypeError(f"sample_weight must be a real numeric array, got dtype {sw.dtype}")
     shape = _shape(sw)
-    allowed = {batch, batch[:1]}
+    allowed = {batch, batch[:1]}  # an unknown length is None: it matches only None
     if shape not in allowed:
         expected = " or ".join(str(s) for s in sorted(allowed, key=len))
         raise ValueError(
@@ -252,15 +289,21 @@ def _sample_weight(xp, sample_weight, batch, dtype, like):
             f"{shape}"
         )
     sw = _cast(xp, sw, dtype)
-    if math.prod(shape):
+    if not is_dask(xp) and math.prod(shape):
         low = float(sw.min() if isinstance(sw, np.ndarray) else xp.min(sw))
         if not low >= 0:  # NaN fails too
-            raise ValueError(
-                f"sample_weight must be non-negative and not NaN, got minimum {low}"
-            )
-    if shape != batch:  # (N,) for (N, d1, ..., dk) targets
-        sw = xp.broadcast_to(xp.reshape(sw, shape + (1,) * (len(batch) - 1)), batch)
+            raise sample_weight_error(low)
     return sw
+
+
+def _batch_sample_weight(xp, sw, batch, x):
+    """(N,) sample weights of (N, d1, ..., dk) targets broadcast to ``batch``."""
+    if sw is None or _shape(sw) == batch:
+        return sw
+    sw = sw[(..., *(None,) * (len(batch) - 1))]
+    if is_known(batch):
+        return xp.broadcast_to(sw, batch)
+    return sw + xp.zeros_like(x[:, 0, ...])  # x[:, 0] has the batch shape
 
 
 def check_loss_inputs(xp, backend, logits, target, *, weight=None, sample_weight=None,
@@ -278,11 +321,20 @@ def check_loss_inputs(xp, backend, logits, target, *, weight=None, sample_weight
     label_smoothing = check_label_smoothing(label_smoothing)
     x, result, n_classes, batch = _logits(xp, backend, logits)
     target = np.asarray(target) if backend == NUMPY else _as_array(xp, target, x)
+    wrapped = _is_uint64(xp, target.dtype)
     target, kind = _target(xp, target, x, batch, allow_prob, ignore_index)
+    lazy = is_dask(xp)
     maybe_ignored = False
     if kind == "index":
-        maybe_ignored = check_class_indices(xp, target, n_classes, ignore_index)
+        maybe_ignored = lazy or check_class_indices(xp, target, n_classes, ignore_index)
     weight = _weight(xp, weight, n_classes, x.dtype, x)
     sample_weight = _sample_weight(xp, sample_weight, batch, x.dtype, x)
+    if lazy:
+        from . import _losses_lazy  # (it builds its errors with this module's functions)
+
+        target, sample_weight = _losses_lazy.checked(
+            target, kind, sample_weight, n_classes=n_classes, ignore_index=ignore_index,
+            wrapped=wrapped)
+    sample_weight = _batch_sample_weight(xp, sample_weight, batch, x)
     return LossInputs(xp, backend, x, target, kind, n_classes, batch, result, weight,
                       sample_weight, ignore_index, reduction, label_smoothing, maybe_ignored)

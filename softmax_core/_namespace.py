@@ -29,6 +29,12 @@ backend        arrays                                       implementation
 which keeps the dispatch cost of small calls to a few hundred nanoseconds (a
 microsecond for torch); anything that is not an array of some namespace
 (lists, scalars) is converted like ``numpy.asarray``.
+
+Mixed namespaces raise ``TypeError``, with one exception: NumPy arrays in a
+call with dask arrays are promoted to dask (the call is ``GENERIC`` in
+``array_api_compat.dask.array``), because a dask computation takes NumPy
+arrays as constants anyway.  ``get_namespace_and_arrays`` makes that
+decision and the conversion in one step; the public functions call it.
 """
 
 import array_api_compat
@@ -36,7 +42,8 @@ import numpy as np
 
 from ._bridge import bridgeable, torch_tensor_type
 
-__all__ = ["NUMPY", "BRIDGED", "AUTOGRAD", "CUPY", "GENERIC", "get_namespace"]
+__all__ = ["NUMPY", "BRIDGED", "AUTOGRAD", "CUPY", "GENERIC", "get_namespace",
+           "get_namespace_and_arrays"]
 
 NUMPY = "numpy"
 BRIDGED = "bridged"
@@ -77,28 +84,70 @@ def _torch_call(present, tensor):
     return xp, BRIDGED
 
 
-def get_namespace(*arrays):
-    """Return ``(xp, backend)`` for the given arrays (``None`` entries skipped).
+def _dask_call(arrays_only):
+    """The dask namespace when the arrays are dask and NumPy arrays, at least
+    one of them dask (NumPy arrays are then promoted), else None."""
+    dask_arrays = [a for a in arrays_only if array_api_compat.is_dask_array(a)]
+    if not dask_arrays or len(dask_arrays) == len(arrays_only):
+        return None  # no promotion to decide
+    if not all(array_api_compat.is_dask_array(a) or array_api_compat.is_numpy_array(a)
+               for a in arrays_only):
+        return None  # torch and dask, say: array_api_compat says what is mixed
+    return array_api_compat.array_namespace(*dask_arrays)
 
-    The first array is the call's value array (the logits, the input): its
-    dtype decides whether a CPU array of another namespace is bridged to the
-    kernels.  Mixing namespaces raises ``TypeError``.
-    """
+
+def _decide(arrays):
+    """``(xp, backend, promote)`` of a call's arrays; ``promote``: NumPy arrays
+    of the call are to become dask arrays."""
     present = [a for a in arrays if a is not None]
     if present and type(present[0]) is not np.ndarray:  # a torch call is told apart first
         tensor = torch_tensor_type()
         if tensor is not None:
             call = _torch_call(present, tensor)
             if call is not None:
-                return call
+                return (*call, False)
     if all(type(a) is np.ndarray or not _is_array(a) for a in present):
-        return np, NUMPY
+        return _NUMPY_CALL
     arrays_only = [a for a in present if _is_array(a)]
+    xp = _dask_call(arrays_only)
+    if xp is not None:
+        return xp, GENERIC, True
     xp = array_api_compat.array_namespace(*arrays_only)
     if array_api_compat.is_numpy_namespace(xp):
-        return np, NUMPY
+        return _NUMPY_CALL
     if array_api_compat.is_cupy_namespace(xp):
-        return xp, CUPY
+        return xp, CUPY, False
     if _is_array(present[0]) and bridgeable(present[0], arrays_only[1:]):
-        return xp, BRIDGED
-    return xp, GENERIC
+        return xp, BRIDGED, False
+    return xp, GENERIC, False
+
+
+_NUMPY_CALL = (np, NUMPY, False)
+
+
+def get_namespace(*arrays):
+    """Return ``(xp, backend)`` for the given arrays (``None`` entries skipped).
+
+    The first array is the call's value array (the logits, the input): its
+    dtype decides whether a CPU array of another namespace is bridged to the
+    kernels.  Mixing namespaces raises ``TypeError``, except that NumPy
+    arrays mixed with dask arrays give dask's namespace (``GENERIC``).
+    """
+    xp, backend, _ = _decide(arrays)
+    return xp, backend
+
+
+def get_namespace_and_arrays(*arrays):
+    """Return ``(xp, backend, arrays)``: ``get_namespace``'s answer and the
+    arrays to compute with.
+
+    They are the given arrays themselves, except in a call that mixes NumPy
+    and dask arrays, where the NumPy arrays (NumPy scalars included) become
+    dask arrays of one chunk (``None`` entries and array-likes such as lists
+    stay as they are: each function converts those in its namespace).
+    """
+    xp, backend, promote = _decide(arrays)
+    if promote:
+        arrays = tuple(xp.asarray(a) if array_api_compat.is_numpy_array(a) else a
+                       for a in arrays)
+    return xp, backend, arrays

@@ -1,7 +1,8 @@
 """Public softmax, log_softmax, logsumexp and their backward functions.
 
-Each function is a thin front: ``_namespace.get_namespace`` picks the backend
-once (its docstring has the table), and the call goes to the compiled NumPy
+Each function is a thin front: ``_namespace.get_namespace_and_arrays`` picks
+the backend once (its docstring has the table; NumPy arrays of a dask call
+are promoted to dask there), and the call goes to the compiled NumPy
 kernels (``_softmax_numpy``; CPU arrays of other namespaces through the
 zero-copy ``_bridge``, torch tensors that require grad through
 ``_torch_autograd``), to the CuPy kernels (``_softmax_cupy``, when they cover the
@@ -11,13 +12,13 @@ in the caller's namespace and on its device.
 
 from . import _bridge, _softmax_cupy, _softmax_numpy
 from . import _softmax_generic as generic
-from ._namespace import AUTOGRAD, BRIDGED, CUPY, GENERIC, NUMPY, get_namespace
+from ._namespace import AUTOGRAD, BRIDGED, CUPY, GENERIC, NUMPY, get_namespace_and_arrays
 
 __all__ = ["softmax", "log_softmax", "logsumexp", "softmax_backward", "log_softmax_backward"]
 
 
 def _softmax_dispatch(x, axis, dtype, where, out, use_log):
-    xp, backend = get_namespace(x, where)
+    xp, backend, (x, where) = get_namespace_and_arrays(x, where)
     if backend == NUMPY:
         return _softmax_numpy.softmax(x, axis, dtype, where, out, use_log)
     if out is not None:
@@ -233,7 +234,7 @@ def logsumexp(x, /, axis=-1, *, b=None, keepdims=False, return_sign=False, where
     >>> logsumexp(np.array([1.0, 2.0]), b=np.array([1.0, -1.0]), return_sign=True)
     (np.float64(1.5413248546129181), np.float64(-1.0))
     """
-    xp, backend = get_namespace(x, b, where)
+    xp, backend, (x, b, where) = get_namespace_and_arrays(x, b, where)
     if backend == NUMPY and b is None:
         return _softmax_numpy.logsumexp(x, axis, keepdims, return_sign, where)
     if backend == BRIDGED:
@@ -299,7 +300,7 @@ def softmax_backward(grad_output, output, /, axis=-1):
     >>> softmax_backward(np.array([1.0, 0.0]), y)
     array([ 0.25, -0.25])
     """
-    xp, backend = get_namespace(grad_output, output)
+    xp, backend, (grad_output, output) = get_namespace_and_arrays(grad_output, output)
     if backend == NUMPY:
         return _softmax_numpy.softmax_backward(grad_output, output, axis, use_log=False)
     if backend == BRIDGED:
@@ -348,7 +349,7 @@ def log_softmax_backward(grad_output, output, /, axis=-1):
     >>> log_softmax_backward(np.array([1.0, 0.0]), y)
     array([ 0.5, -0.5])
     """
-    xp, backend = get_namespace(grad_output, output)
+    xp, backend, (grad_output, output) = get_namespace_and_arrays(grad_output, output)
     if backend == NUMPY:
         return _softmax_numpy.softmax_backward(grad_output, output, axis, use_log=True)
     if backend == BRIDGED:

@@ -5,6 +5,13 @@ array_api_strict, dask.array, ...) and follow the same semantics as the
 compiled NumPy kernels: subtract the max before ``exp``, form log_softmax as
 ``(x - max) - log(sum)``, exclude ``where``-masked entries from the
 reduction.  ``logsumexp`` with ``b=`` also runs here for NumPy input.
+
+Nothing here reads a value or reshapes, so dask arrays stay lazy, chunked
+reduced axes included, and so do dask arrays of unknown lengths (``X[mask]``):
+an added unit axis is ``a[..., None]``, a removed one ``squeeze``, and where
+a length is unknown a mask or weight is broadcast by the arithmetic itself
+(``xp.broadcast_to`` needs known lengths).  The maximum comes from
+``_dask_graph.reduce_max``, which dask blocks of zero rows do not break.
 """
 
 import functools
@@ -13,7 +20,8 @@ import math
 import array_api_compat
 import numpy as np
 
-from ._validation import normalize_axes
+from ._dask_graph import reduce_max
+from ._validation import broadcast_shape, is_known, normalize_axes, shape_of
 
 __all__ = ["as_float", "softmax", "logsumexp", "softmax_backward", "log_softmax_backward"]
 
@@ -64,49 +72,64 @@ def _as_array(xp, a, like):
     return xp.asarray(a, device=array_api_compat.device(like))
 
 
+def _broadcast_like(xp, a, like):
+    """``a`` broadcast to ``like``'s shape, which has an unknown length (the
+    shapes are known to broadcast): by an operation with zeros of that shape."""
+    if xp.isdtype(a.dtype, "bool"):
+        return xp.logical_or(a, xp.zeros_like(like, dtype=xp.bool))
+    return a + xp.zeros_like(like, dtype=a.dtype)
+
+
 def _mask(xp, x, where):
     if where is None:
         return None
     where = _as_array(xp, where, x)
     if not xp.isdtype(where.dtype, "bool"):
         raise TypeError(f"where must be a boolean array, got dtype {where.dtype}")
+    shape, where_shape = shape_of(x), shape_of(where)
+    error = ValueError(f"where of shape {where_shape} cannot be broadcast to the input's "
+                       f"shape {shape}")
+    if not (is_known(shape) and is_known(where_shape)):
+        if broadcast_shape(where_shape, shape) != shape:
+            raise error
+        return where if where_shape == shape else _broadcast_like(xp, where, x)
     try:
         return xp.broadcast_to(where, x.shape)
     except (ValueError, RuntimeError):
-        raise ValueError(
-            f"where of shape {tuple(where.shape)} cannot be broadcast to the input's "
-            f"shape {tuple(x.shape)}"
-        ) from None
+        raise error from None
 
 
 def _reduced_size(shape, axes):
-    return math.prod(shape[i] for i in axes)
+    """The number of entries reduced over, None when a length is unknown."""
+    sizes = [shape[i] for i in axes]
+    return math.prod(sizes) if is_known(sizes) else None
 
 
-def _with_unit_axis(xp, arrays, shape):
+def _with_unit_axis(arrays):
     """Append a length-1 axis so that "reduce over no axes" becomes a real axis.
 
     (Reducing with ``axis=()`` means different things in different
     namespaces, e.g. torch reduces over *all* axes.)
     """
-    return [None if a is None else xp.reshape(a, (*shape, 1)) for a in arrays]
+    return [None if a is None else a[..., None] for a in arrays]
 
 
 @_quiet
 def softmax(xp, x, axis, dtype, where, use_log):
     """softmax or log_softmax in namespace ``xp``."""
     x, result = as_float(xp, x, dtype)
-    shape = tuple(x.shape)
+    shape = shape_of(x)
     axes = normalize_axes(axis, shape)
     mask = _mask(xp, x, where)
     if _reduced_size(shape, axes) == 0:
         return xp.astype(x, result)  # empty input, empty output
-    if not axes:
-        x, mask = _with_unit_axis(xp, [x, mask], shape)
+    unit = not axes
+    if unit:
+        x, mask = _with_unit_axis([x, mask])
         axes = (len(shape),)
     if mask is not None:
         x = xp.where(mask, x, _const(xp, -math.inf, x))
-    z = x - xp.max(x, axis=axes, keepdims=True)
+    z = x - reduce_max(xp, x, axis=axes, keepdims=True)
     if use_log:
         res = z - xp.log(xp.sum(xp.exp(z), axis=axes, keepdims=True))
     else:
@@ -114,7 +137,9 @@ def softmax(xp, x, axis, dtype, where, use_log):
         res = e / xp.sum(e, axis=axes, keepdims=True)
     if mask is not None:  # masked-out entries are 0 / -inf, even in NaN rows
         res = xp.where(mask, res, _const(xp, -math.inf if use_log else 0.0, res))
-    return xp.astype(xp.reshape(res, shape), result)
+    if unit:
+        res = res[..., 0]
+    return xp.astype(res, result)
 
 
 @_quiet
@@ -132,19 +157,13 @@ def logsumexp(xp, a, axis, b, keepdims, return_sign, where):
         common = xp.result_type(a.dtype, b.dtype)
         a, b = xp.astype(a, common), xp.astype(b, common)
         result = xp.result_type(result, b_result)
-        try:
-            a, b = xp.broadcast_arrays(a, b)
-        except (ValueError, RuntimeError):
-            raise ValueError(
-                f"b of shape {tuple(b.shape)} cannot be broadcast to a's shape {tuple(a.shape)}"
-            ) from None
-    shape = tuple(a.shape)
+        a, b = _broadcast_pair(xp, a, b)
+    shape = shape_of(a)
     axes = normalize_axes(axis, shape)
     mask = _mask(xp, a, where)
-    out_shape = tuple(d for i, d in enumerate(shape) if i not in axes)
-    kept_shape = tuple(1 if i in axes else d for i, d in enumerate(shape))
-    if not axes:
-        a, b, mask = _with_unit_axis(xp, [a, b, mask], shape)
+    unit = not axes
+    if unit:
+        a, b, mask = _with_unit_axis([a, b, mask])
         axes = (len(shape),)
     drop = None if b is None else (b == 0)
     if mask is not None:
@@ -154,11 +173,11 @@ def logsumexp(xp, a, axis, b, keepdims, return_sign, where):
         a = xp.where(drop, _const(xp, -math.inf, a), a)
         if b is not None:
             b = xp.where(drop, xp.zeros_like(b), b)
-    if _reduced_size(tuple(a.shape), axes) == 0:
-        s = xp.zeros(kept_shape, dtype=a.dtype, device=array_api_compat.device(a))
+    if _reduced_size(shape_of(a), axes) == 0:
+        s = xp.zeros_like(xp.sum(a, axis=axes, keepdims=True))
         shift = s
     else:
-        m = xp.max(a, axis=axes, keepdims=True)
+        m = reduce_max(xp, a, axis=axes, keepdims=True)
         shift = xp.where(xp.isfinite(m), m, xp.zeros_like(m))
         e = xp.exp(a - shift)
         s = xp.sum(e if b is None else b * e, axis=axes, keepdims=True)
@@ -166,18 +185,37 @@ def logsumexp(xp, a, axis, b, keepdims, return_sign, where):
     out = xp.log(xp.abs(s)) + shift
     if not return_sign:
         out = xp.where(sign < 0, _const(xp, math.nan, out), out)
-    final_shape = kept_shape if keepdims else out_shape
-    out = xp.astype(xp.reshape(out, final_shape), result)
+    removed = axes if unit or not keepdims else ()
+    if removed:
+        out, sign = xp.squeeze(out, axis=removed), xp.squeeze(sign, axis=removed)
+    out = xp.astype(out, result)
     if not return_sign:
         return out
-    return out, xp.astype(xp.reshape(sign, final_shape), result)
+    return out, xp.astype(sign, result)
+
+
+def _broadcast_pair(xp, a, b):
+    """``xp.broadcast_arrays(a, b)`` (logsumexp's ``a`` and ``b``), also where a
+    length is unknown."""
+    a_shape, b_shape = shape_of(a), shape_of(b)
+    error = ValueError(f"b of shape {b_shape} cannot be broadcast to a's shape {a_shape}")
+    if not (is_known(a_shape) and is_known(b_shape)):
+        shape = broadcast_shape(a_shape, b_shape)
+        if shape is None:
+            raise error
+        return (a if a_shape == shape else _broadcast_like(xp, a, b),
+                b if b_shape == shape else _broadcast_like(xp, b, a))
+    try:
+        return xp.broadcast_arrays(a, b)
+    except (ValueError, RuntimeError):
+        raise error from None
 
 
 def _check_pair(xp, grad_output, output):
-    if tuple(grad_output.shape) != tuple(output.shape):
+    if shape_of(grad_output) != shape_of(output):
         raise ValueError(
-            f"grad_output has shape {tuple(grad_output.shape)} but output has shape "
-            f"{tuple(output.shape)}; they must match"
+            f"grad_output has shape {shape_of(grad_output)} but output has shape "
+            f"{shape_of(output)}; they must match"
         )
     g, rg = as_float(xp, grad_output)
     y, ry = as_float(xp, output)
@@ -189,7 +227,7 @@ def _check_pair(xp, grad_output, output):
 def softmax_backward(xp, grad_output, output, axis):
     """``y * (g - sum(g * y))``: the VJP of softmax given its output ``y``."""
     g, y, result = _check_pair(xp, grad_output, output)
-    axes = normalize_axes(axis, y.shape)
+    axes = normalize_axes(axis, shape_of(y))
     if y.ndim == 0:
         return xp.astype(xp.zeros_like(y), result)
     res = y * (g - xp.sum(g * y, axis=axes, keepdims=True))
@@ -200,7 +238,7 @@ def softmax_backward(xp, grad_output, output, axis):
 def log_softmax_backward(xp, grad_output, output, axis):
     """``g - exp(y) * sum(g)``: the VJP of log_softmax given its output ``y``."""
     g, y, result = _check_pair(xp, grad_output, output)
-    axes = normalize_axes(axis, y.shape)
+    axes = normalize_axes(axis, shape_of(y))
     if y.ndim == 0:
         return xp.astype(xp.zeros_like(y), result)
     res = g - xp.exp(y) * xp.sum(g, axis=axes, keepdims=True)

@@ -1,10 +1,49 @@
-"""Argument checks shared by every backend: axes and floating dtypes."""
+"""Argument checks shared by every backend: axes, floating dtypes and shapes.
 
+Shapes may have dimensions of unknown length (dask's ``NaN`` after a boolean
+selection, ``None`` in the array-API standard).  ``shape_of`` writes them as
+``None``, so that ``==`` of two such shapes treats two unknown lengths as
+equal (they can only be compared when computed, where the library itself
+checks them) and an unknown length as different from every known one;
+``broadcast_shape`` follows the same rule, an unknown length broadcasting
+with 1.
+"""
+
+import math
 import operator
 
 import numpy as np
 
-__all__ = ["normalize_axes", "numpy_compute_dtypes", "check_where_numpy"]
+__all__ = ["normalize_axes", "numpy_compute_dtypes", "check_where_numpy", "shape_of",
+           "is_known", "broadcast_shape"]
+
+
+def shape_of(a):
+    """``a.shape`` as a tuple of Python ints, with None for an unknown length."""
+    if type(a) is np.ndarray:  # already a tuple of Python ints
+        return a.shape
+    return tuple(None if d is None or math.isnan(d) else int(d) for d in a.shape)
+
+
+def is_known(shape):
+    """Whether every length of ``shape`` (as ``shape_of`` gives it) is known."""
+    return None not in shape
+
+
+def broadcast_shape(a, b):
+    """The broadcast of shapes ``a`` and ``b`` (``shape_of``'s), or None when they
+    do not broadcast; an unknown length broadcasts with 1 and with an unknown one."""
+    out = []
+    for i in range(1, max(len(a), len(b)) + 1):
+        da = a[-i] if i <= len(a) else 1
+        db = b[-i] if i <= len(b) else 1
+        if da == 1 or da == db:
+            out.append(db)
+        elif db == 1:
+            out.append(da)
+        else:
+            return None
+    return tuple(reversed(out))
 
 
 def normalize_axes(axis, shape):
