@@ -433,3 +433,17 @@ def test_survey_moments_labels_and_sample(weighted, known):
     assert info.sample_X.shape == (700, X.shape[1])
     rows = {tuple(r) for r in info.sample_X.tolist()}
     assert len(rows) == 700 and rows <= {tuple(r) for r in X.tolist()}
+
+
+def test_fit_is_reproducible_with_a_random_state():
+    """The background thread's timing never enters the result: the block order and the
+    row permutations come from seeds drawn by the fit itself."""
+    X, y = _data(n=3000, seed=9)
+    fits = [SoftmaxRegression(random_state=3).fit(da.from_array(X, chunks=700),
+                                                  da.from_array(y, chunks=700))
+            for _ in range(2)]
+    np.testing.assert_array_equal(fits[0].coef_, fits[1].coef_)
+    assert fits[0].loss_curve_ == fits[1].loss_curve_
+    other = SoftmaxRegression(random_state=4).fit(da.from_array(X, chunks=700),
+                                                  da.from_array(y, chunks=700))
+    assert not np.array_equal(other.coef_, fits[0].coef_)
