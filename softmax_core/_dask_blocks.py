@@ -11,10 +11,10 @@ block across the columns; ``y`` and the sample weights to ``X``'s rows), and
   ``X`` is finite, each block's length (so unknown chunk sizes work) and a
   uniform random sample of rows (for the step size and the epoch objective);
 * `BlockStream` then gives the blocks of one epoch in a fresh random order:
-  a background thread computes (with whatever dask scheduler is active, a
-  ``distributed`` client included) and prepares the next block -- cast, C
-  order, rows permuted, labels encoded -- while the caller trains on the
-  current one.  At most two prepared blocks are held at a time.
+  background threads compute (with whatever dask scheduler is active, a
+  ``distributed`` client included) and prepare the next ``AHEAD`` (2)
+  blocks -- cast, C order, rows permuted, labels encoded -- while the caller
+  trains on the current one.  At most three prepared blocks are held.
 
 The per-block functions run on the dask workers, so they are module-level
 functions of NumPy arrays only.
@@ -22,6 +22,7 @@ functions of NumPy arrays only.
 
 import math
 import sys
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -350,19 +351,30 @@ def _pooled_moments(parts, d):
 
 # ---------------------------------------------------------------- streaming
 
+# blocks computed ahead of the one that trains: two keep both workers of a small
+# cluster reading while the driver trains (benchmarks/README.md, bench_dask.py:
+# a pass over 3.2 GB took 17.8 s with one block in flight, 8.5 s with two)
+AHEAD = 2
+
+
 class BlockStream:
-    """The blocks of ``data`` in a given order, each computed while the previous one trains.
+    """The blocks of ``data`` in a given order, the next ones computed while one trains.
 
     ``prepare(i, X_block, y_block, w_block, rng)`` turns a computed block into
-    what the caller trains on (it runs in the background thread, so the
+    what the caller trains on (it runs in a background thread, so the
     kernels and BLAS of the training overlap with it); ``rng`` is a
-    ``RandomState`` seeded for that block and epoch.
+    ``RandomState`` seeded for that block and epoch.  ``ahead`` blocks are
+    computed (each in its own thread, so a cluster computes them at once)
+    while the caller trains on the current one: at most ``ahead + 1``
+    prepared blocks are held.
     """
 
-    def __init__(self, data, prepare):
+    def __init__(self, data, prepare, ahead=AHEAD):
         self._blocks = data.delayed_blocks()
         self._prepare = prepare
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="softmax-core-dask")
+        self._ahead = max(1, int(ahead))
+        self._pool = ThreadPoolExecutor(max_workers=self._ahead,
+                                        thread_name_prefix="softmax-core-dask")
 
     def __len__(self):
         return len(self._blocks)
@@ -375,20 +387,30 @@ class BlockStream:
         return self._prepare(i, Xb, yb_, wb_, np.random.RandomState(seed))
 
     def epoch(self, order, seeds):
-        """Yield the prepared blocks ``order[0], order[1], ...`` (one computed ahead)."""
-        pending = self._pool.submit(self._load, order[0], seeds[0]) if len(order) else None
+        """Yield the prepared blocks ``order[0], order[1], ...`` (``ahead`` computed ahead)."""
+        pending = deque()
+        submitted = 0
+
+        def submit_up_to(limit):
+            nonlocal submitted
+            while submitted < min(limit, len(order)):
+                pending.append(self._pool.submit(self._load, order[submitted],
+                                                 seeds[submitted]))
+                submitted += 1
+
+        submit_up_to(self._ahead)
         try:
             for k in range(len(order)):
-                block = pending.result()
-                pending = (self._pool.submit(self._load, order[k + 1], seeds[k + 1])
-                           if k + 1 < len(order) else None)
+                block = pending.popleft().result()
+                submit_up_to(k + 1 + self._ahead)
                 yield block
                 del block
         finally:
-            if pending is not None:
-                pending.cancel()
+            for future in pending:
+                future.cancel()
+            for future in pending:
                 try:
-                    pending.result()
+                    future.result()
                 except Exception:  # the caller stopped early; its own error wins
                     pass
 

@@ -111,8 +111,8 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
     ``sklearn.set_config(array_api_dispatch=True)``, torch, CuPy and other
     array-API inputs are trained and predicted in their own namespace and on
     their device (GPU included).  Dask arrays and DataFrames train out of
-    core: every epoch streams the row blocks in a fresh random order, one
-    block computed while the previous one trains, and predictions on them are
+    core: every epoch streams the row blocks in a fresh random order, the
+    next blocks computed while one trains, and predictions on them are
     lazy dask arrays (:ref:`scaling`).
 
     The defaults need no tuning and no scaling of the features: the

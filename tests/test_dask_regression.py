@@ -131,8 +131,9 @@ def test_fit_warm_start_and_two_classes():
     assert _objective(X, y, model.coef_, model.intercept_, 1e-3) <= f1 * (1 + 1e-3)
 
 
-def test_fit_keeps_at_most_two_blocks_and_visits_each_once_per_epoch():
-    """The stream computes block k + 1 while block k trains, never further ahead."""
+@pytest.mark.parametrize("ahead", [1, 2])
+def test_stream_keeps_a_few_blocks_and_visits_each_once_per_epoch(ahead):
+    """The stream computes blocks k + 1 .. k + ahead while block k trains, never further."""
     X, y = _data(n=4000)
     data = DaskTrainingSet.from_inputs(da.from_array(X, chunks=500),
                                        da.from_array(y, chunks=500), None)
@@ -143,7 +144,7 @@ def test_fit_keeps_at_most_two_blocks_and_visits_each_once_per_epoch():
             started.append(i)
         return i, Xb
 
-    stream = BlockStream(data, prepare)
+    stream = BlockStream(data, prepare, ahead=ahead)
     orders = []
     for seed in range(3):
         order = np.random.RandomState(seed).permutation(len(stream)).tolist()
@@ -151,8 +152,8 @@ def test_fit_keeps_at_most_two_blocks_and_visits_each_once_per_epoch():
         for k, (i, Xb) in enumerate(stream.epoch(order, [0] * len(order))):
             np.testing.assert_array_equal(Xb, X[500 * i:500 * (i + 1)])
             with lock:
-                # blocks prepared so far in this epoch: this one and at most the next
-                assert len(started) - len(orders) * len(order) <= k + 2
+                # blocks started so far in this epoch: this one and at most `ahead` more
+                assert len(started) - len(orders) * len(order) <= k + 1 + ahead
             seen.append(i)
         assert seen == order
         orders.append(order)
