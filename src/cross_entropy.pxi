@@ -146,8 +146,9 @@ cdef inline void _ce_grad(floating *g, Py_ssize_t n, int64_t y, double s, double
 
 
 cdef double _ce_row_long(const floating *x, floating *g, Py_ssize_t n, int64_t y,
-                         double sw, const _CEParams *p) noexcept nogil:
-    # one row; g may be NULL (no gradient); returns sw * loss
+                         double sw, const _CEParams *p, const floating *next) noexcept nogil:
+    # one row; g may be NULL (no gradient); returns sw * loss; next: the next
+    # row, prefetched during the exp pass (see softmax.pxi's _next_row), or NULL
     cdef floating m
     cdef double s, loss
     if y == p.ignore_index:
@@ -156,9 +157,9 @@ cdef double _ce_row_long(const floating *x, floating *g, Py_ssize_t n, int64_t y
         return 0.0
     m = _max(x, n)
     if g != NULL:
-        s = _exp_shift_sum(x, m, g, n)
+        s = _exp_shift_sum_pf(x, m, g, n, next)
     else:
-        s = _sum_exp_shift(x, m, n)
+        s = _sum_exp_shift_pf(x, m, n, next)
     loss = _ce_loss(x, n, y, m, log(s), p)
     if g != NULL:
         _ce_grad(g, n, y, s, sw * p.grad_scale, p)
@@ -307,17 +308,18 @@ cdef inline Py_ssize_t _bad_targets(const int64_t *y, Py_ssize_t n_rows, Py_ssiz
 
 cdef inline double _ce_rows_long(const floating *px, floating *pg, floating *pl,
                                  const int64_t *py, const double *psw, Py_ssize_t r0,
-                                 Py_ssize_t n_rows, Py_ssize_t n,
+                                 Py_ssize_t n_rows, Py_ssize_t n, Py_ssize_t outer,
                                  const _CEParams *p) noexcept nogil:
-    # rows r0 .. r0 + n_rows - 1, one after another (_ce_row_long); returns
-    # the sum of sw * loss, added in row order
+    # rows r0 .. r0 + n_rows - 1 of `outer`, one after another (_ce_row_long);
+    # returns the sum of sw * loss, added in row order
     cdef floating *g = NULL
     cdef double loss, total = 0.0
     cdef Py_ssize_t t
     for t in range(r0, r0 + n_rows):
         if pg != NULL:
             g = pg + t * n
-        loss = _ce_row_long(px + t * n, g, n, py[t], 1.0 if psw == NULL else psw[t], p)
+        loss = _ce_row_long(px + t * n, g, n, py[t], 1.0 if psw == NULL else psw[t], p,
+                            _next_row(px, t, outer, n))
         if pl != NULL:
             pl[t] = <floating>loss
         total += loss
@@ -410,7 +412,7 @@ def cross_entropy_rows(const floating[:, ::1] x, const int64_t[::1] target,
             if _bad_targets(py + r0, k, n, ignore_index):
                 bad += 1
             elif not blocked:
-                partial[t] = _ce_rows_long(px, pg, pl, py, psw, r0, k, n, &p)
+                partial[t] = _ce_rows_long(px, pg, pl, py, psw, r0, k, n, n_rows, &p)
             elif transposed:
                 partial[t] = _ce_rows_transposed(px, pg, pl, py, psw, r0, k, n, &p,
                                                  pws + threadid() * CE_WORKSPACE)

@@ -18,6 +18,13 @@ cdef extern from "simd_math.h" nogil:
     double sc_exp_shift_sum_d(const double *x, double shift, double *out, Py_ssize_t n)
     double sc_sum_exp_shift_f(const float *x, float shift, Py_ssize_t n)
     double sc_sum_exp_shift_d(const double *x, double shift, Py_ssize_t n)
+    double sc_exp_shift_sum_pf_f(const float *x, float shift, float *out, Py_ssize_t n,
+                                 const float *next)
+    double sc_exp_shift_sum_pf_d(const double *x, double shift, double *out, Py_ssize_t n,
+                                 const double *next)
+    double sc_sum_exp_shift_pf_f(const float *x, float shift, Py_ssize_t n, const float *next)
+    double sc_sum_exp_shift_pf_d(const double *x, double shift, Py_ssize_t n,
+                                 const double *next)
     void sc_exp_inplace_f(float *buf, Py_ssize_t n)
     void sc_exp_inplace_d(double *buf, Py_ssize_t n)
     void sc_exp_f(const float *x, float *out, Py_ssize_t n)
@@ -94,6 +101,26 @@ cdef inline double _sum_exp_shift(const floating *x, floating shift,
         return sc_sum_exp_shift_f(x, shift, n)
     else:
         return sc_sum_exp_shift_d(x, shift, n)
+
+
+cdef inline double _exp_shift_sum_pf(const floating *x, floating shift, floating *out,
+                                     Py_ssize_t n, const floating *next) noexcept nogil:
+    # _exp_shift_sum that also prefetches `next` (the next row, or NULL) into
+    # cache while it computes, so that the next row's max pass does not wait
+    # for memory (the AVX builds; the baseline build ignores `next`)
+    if floating is float:
+        return sc_exp_shift_sum_pf_f(x, shift, out, n, next)
+    else:
+        return sc_exp_shift_sum_pf_d(x, shift, out, n, next)
+
+
+cdef inline double _sum_exp_shift_pf(const floating *x, floating shift, Py_ssize_t n,
+                                     const floating *next) noexcept nogil:
+    # _sum_exp_shift with the prefetch of _exp_shift_sum_pf
+    if floating is float:
+        return sc_sum_exp_shift_pf_f(x, shift, n, next)
+    else:
+        return sc_sum_exp_shift_pf_d(x, shift, n, next)
 
 
 cdef inline void _exp_inplace(floating *buf, Py_ssize_t n) noexcept nogil:

@@ -13,7 +13,9 @@
  * On the AVX2 and AVX-512 targets the loops that exponentiate x - max
  * (sc_exp_shift_sum, sc_sum_exp_shift, sc_exp, sc_exp_inplace,
  * sc_vexp_shift_acc) come from vexp.h instead, with an inlined intrinsics
- * exp (see its design note); the baseline build keeps the libmvec loops of
+ * exp (see its design note), and so do the other passes of a long row
+ * (sc_max, sc_scale, sc_sub2: written with intrinsics there); the baseline
+ * build keeps SC_DEFINE_ROW_LOOPS and the libmvec loops of
  * SC_DEFINE_EXP_LOOPS below, and the backward passes use libmvec everywhere.
  *
  * Every primitive is written once, as a macro, and instantiated for float
@@ -46,15 +48,6 @@ static inline void sc_log_inplace(double *s, Py_ssize_t n)
 }
 
 #define SC_DEFINE_PRIMITIVES(T, SFX, EXP)                                      \
-    /* max over x[0:n]; NaN entries are skipped here and poison the row   \
-       later through exp(NaN - m). Empty input gives -inf. */              \
-    static inline T sc_max_##SFX(const T *x, Py_ssize_t n)                 \
-    {                                                                      \
-        T m = -INFINITY;                                                   \
-        _Pragma("omp simd reduction(max:m)")                               \
-        for (Py_ssize_t i = 0; i < n; i++) m = x[i] > m ? x[i] : m;        \
-        return m;                                                          \
-    }                                                                      \
     /* sum(x) in double. */                                                \
     static inline double sc_sum_##SFX(const T *x, Py_ssize_t n)            \
     {                                                                      \
@@ -62,21 +55,6 @@ static inline void sc_log_inplace(double *s, Py_ssize_t n)
         _Pragma("omp simd reduction(+:s)")                                 \
         for (Py_ssize_t i = 0; i < n; i++) s += (double)x[i];              \
         return s;                                                          \
-    }                                                                      \
-    /* out[i] = x[i] * c (out may alias x). */                             \
-    static inline void sc_scale_##SFX(const T *x, T c, T *out,             \
-                                      Py_ssize_t n)                        \
-    {                                                                      \
-        _Pragma("omp simd")                                                \
-        for (Py_ssize_t i = 0; i < n; i++) out[i] = x[i] * c;              \
-    }                                                                      \
-    /* out[i] = (x[i] - a) - b (out may alias x): log_softmax's last pass. \
-       Subtracting the max first keeps x - max exact for large logits. */  \
-    static inline void sc_sub2_##SFX(const T *x, T a, T b, T *out,         \
-                                     Py_ssize_t n)                         \
-    {                                                                      \
-        _Pragma("omp simd")                                                \
-        for (Py_ssize_t i = 0; i < n; i++) out[i] = (x[i] - a) - b;        \
     }                                                                      \
     /* Column-wise versions for a (rows, inner) tile with row stride       \
        `ld`: they vectorize across the inner (contiguous) axis. */         \
@@ -148,6 +126,35 @@ static inline void sc_log_inplace(double *s, Py_ssize_t n)
         _Pragma("omp simd")                                                \
         for (Py_ssize_t j = 0; j < n; j++)                                 \
             out[j] = g[j] - EXP(y[j]) * c[j];                              \
+    }
+
+/* The row loops that do not exponentiate: the baseline build's (the AVX2
+   and AVX-512 builds define the same functions in vexp.h, with several
+   accumulators for the max and masked tails). */
+#define SC_DEFINE_ROW_LOOPS(T, SFX)                                            \
+    /* max over x[0:n]; NaN entries are skipped here and poison the row   \
+       later through exp(NaN - m). Empty input gives -inf. */              \
+    static inline T sc_max_##SFX(const T *x, Py_ssize_t n)                 \
+    {                                                                      \
+        T m = -INFINITY;                                                   \
+        _Pragma("omp simd reduction(max:m)")                               \
+        for (Py_ssize_t i = 0; i < n; i++) m = x[i] > m ? x[i] : m;        \
+        return m;                                                          \
+    }                                                                      \
+    /* out[i] = x[i] * c (out may alias x). */                             \
+    static inline void sc_scale_##SFX(const T *x, T c, T *out,             \
+                                      Py_ssize_t n)                        \
+    {                                                                      \
+        _Pragma("omp simd")                                                \
+        for (Py_ssize_t i = 0; i < n; i++) out[i] = x[i] * c;              \
+    }                                                                      \
+    /* out[i] = (x[i] - a) - b (out may alias x): log_softmax's last pass. \
+       Subtracting the max first keeps x - max exact for large logits. */  \
+    static inline void sc_sub2_##SFX(const T *x, T a, T b, T *out,         \
+                                     Py_ssize_t n)                         \
+    {                                                                      \
+        _Pragma("omp simd")                                                \
+        for (Py_ssize_t i = 0; i < n; i++) out[i] = (x[i] - a) - b;        \
     }
 
 /* The loops that exponentiate, with libmvec's exp: the baseline build's.
@@ -327,8 +334,16 @@ SC_DEFINE_PRIMITIVES(double, d, exp)
 
 #include "vexp.h" /* defines SC_HAVE_VEXP on the AVX2 and AVX-512 targets */
 #ifndef SC_HAVE_VEXP
+SC_DEFINE_ROW_LOOPS(float, f)
+SC_DEFINE_ROW_LOOPS(double, d)
 SC_DEFINE_EXP_LOOPS(float, f, expf)
 SC_DEFINE_EXP_LOOPS(double, d, exp)
+/* the row kernels' variants with a prefetch hint for the next row (see
+   vexp.h); the baseline build, bound by libmvec, ignores the hint */
+#define sc_exp_shift_sum_pf_f(x, shift, out, n, next) sc_exp_shift_sum_f(x, shift, out, n)
+#define sc_exp_shift_sum_pf_d(x, shift, out, n, next) sc_exp_shift_sum_d(x, shift, out, n)
+#define sc_sum_exp_shift_pf_f(x, shift, n, next) sc_sum_exp_shift_f(x, shift, n)
+#define sc_sum_exp_shift_pf_d(x, shift, n, next) sc_sum_exp_shift_d(x, shift, n)
 #endif
 
 #endif /* SOFTMAX_CORE_SIMD_MATH_H */

@@ -8,7 +8,9 @@
 # * long rows (inner == 1, n > SHORT_ROW, in float32 n > SHORT_ROW_F32):
 #   one row per task, three passes (max; exp(x - max) and its sum; scale).
 #   The row sits in L1/L2 between passes, which beats the one-pass "online"
-#   softmax on CPU.
+#   softmax on CPU.  While the exp runs, the next row is prefetched
+#   (`_next_row`), so that its max pass, the first read of that row, finds it
+#   in cache; see vexp.h for the passes themselves.
 # * short rows (inner == 1, the others, see `_blocked_rows`): a per-row SIMD
 #   loop would never fill a vector, so a task takes a block of rows (~BLOCK
 #   elements).  Rows of
@@ -52,6 +54,7 @@ cdef enum:
     TILE = 256  # columns per tile when inner > 1
     TRANSPOSE_BELOW = 16  # short rows below this length use the transposed block
     WORKSPACE = 4 * BLOCK  # doubles of scratch per thread for the blocked paths
+    PREFETCH_ROW_BYTES = 8192  # long rows up to this size prefetch the next row
 
 
 cdef inline bint _blocked_rows(Py_ssize_t n, bint single) noexcept nogil:
@@ -82,15 +85,27 @@ cdef double *_workspace(int n_threads, Py_ssize_t per_thread=WORKSPACE) except N
     return <double *>ws
 
 
+cdef inline const floating *_next_row(const floating *x, Py_ssize_t t, Py_ssize_t outer,
+                                     Py_ssize_t n) noexcept nogil:
+    # the row after row t (x points at row 0) for the prefetch of the long-row
+    # kernels, or NULL: after the last row, and for rows longer than
+    # PREFETCH_ROW_BYTES, which the hardware prefetcher streams by itself
+    # and which would only push the current row out of cache
+    if t + 1 < outer and n * <Py_ssize_t>sizeof(floating) <= PREFETCH_ROW_BYTES:
+        return x + (t + 1) * n
+    return NULL
+
+
 cdef void _rows_long(const floating *x, floating *out, Py_ssize_t n,
-                     bint use_log) noexcept nogil:
+                     bint use_log, const floating *next) noexcept nogil:
+    # next: the next row (prefetched during the exp pass), or NULL
     cdef floating m = _max(x, n)
     cdef double s
     if use_log:
-        s = _sum_exp_shift(x, m, n)
+        s = _sum_exp_shift_pf(x, m, n, next)
         _sub2(x, m, <floating>log(s), out, n)
     else:
-        s = _exp_shift_sum(x, m, out, n)
+        s = _exp_shift_sum_pf(x, m, out, n, next)
         _scale(out, <floating>(1.0 / s), out, n)
 
 
@@ -204,7 +219,7 @@ cdef void _softmax_3d(const floating[:, :, ::1] x, floating[:, :, ::1] out,
         with nogil:
             for t in prange(outer, schedule="static", num_threads=n_threads,
                             use_threads_if=parallel):
-                _rows_long(px + t * n, po + t * n, n, use_log)
+                _rows_long(px + t * n, po + t * n, n, use_log, _next_row(px, t, outer, n))
     elif inner == 1:
         rows_per_task = BLOCK // n
         n_tasks = (outer + rows_per_task - 1) // rows_per_task
@@ -234,11 +249,12 @@ cdef void _softmax_3d(const floating[:, :, ::1] x, floating[:, :, ::1] out,
                       n, inner, min(TILE, inner - j0), use_log)
 
 
-cdef floating _lse_row(const floating *x, Py_ssize_t n) noexcept nogil:
+cdef floating _lse_row(const floating *x, Py_ssize_t n,
+                       const floating *next) noexcept nogil:
     cdef floating m = _max(x, n)
     if not isfinite(m):
         m = 0
-    return <floating>(log(_sum_exp_shift(x, m, n)) + m)
+    return <floating>(log(_sum_exp_shift_pf(x, m, n, next)) + m)
 
 
 cdef void _lse_tile(const floating *x, floating *out, Py_ssize_t n,
@@ -340,7 +356,7 @@ def logsumexp_3d(const floating[:, :, ::1] x, floating[:, ::1] out,
         with nogil:
             for t in prange(outer, schedule="static", num_threads=n_threads,
                             use_threads_if=parallel):
-                po[t] = _lse_row(px + t * n, n)
+                po[t] = _lse_row(px + t * n, n, _next_row(px, t, outer, n))
     else:
         n_tiles = (inner + TILE - 1) // TILE
         n_tasks = outer * n_tiles
