@@ -12,9 +12,9 @@ block across the columns; ``y`` and the sample weights to ``X``'s rows), and
   uniform random sample of rows (for the step size and the epoch objective);
 * `BlockStream` then gives the blocks of one epoch in a fresh random order:
   background threads compute (with whatever dask scheduler is active, a
-  ``distributed`` client included) and prepare the next ``AHEAD`` (3)
+  ``distributed`` client included) and prepare the next ``AHEAD`` (2)
   blocks -- cast, C order, rows permuted, labels encoded -- while the caller
-  trains on the current one.  At most four prepared blocks are held.
+  trains on the current one.  At most three prepared blocks are held.
 
 The per-block functions run on the dask workers, so they are module-level
 functions of NumPy arrays only.
@@ -353,9 +353,9 @@ def _pooled_moments(parts, d):
 
 # blocks computed ahead of the one that trains: several keep both workers of a small
 # cluster reading while the driver trains (benchmarks/README.md, bench_dask.py:
-# a pass over 3.2 GB took 17.8 s with one block in flight, 8.5 s with two, 7.1 s with
-# three; a fit 12.7 s per pass with two)
-AHEAD = 3
+# the stream of 3.2 GB took 17.8 s per pass with one block in flight, 8.5 s with two,
+# 7.1 s with three; the fit 11.6-12.7 s with two, three not measured in a fit)
+AHEAD = 2
 
 
 class BlockStream:

@@ -4,9 +4,9 @@ Design: the optimizer is the in-memory one (``_sgd.run_epochs``: the same
 schedule, stopping rule, divergence rollback and progress output); only the
 pass over the data differs.  An epoch visits the row blocks of the dask array
 in a fresh random order, each block computed in the background while the
-previous one trains (``_dask_blocks.BlockStream``: three blocks in flight),
+previous one trains (``_dask_blocks.BlockStream``: two blocks in flight),
 its rows permuted, and runs the usual shuffled minibatch steps over it.  The
-training process holds at most four blocks; the workers hold what computing
+training process holds at most three blocks; the workers hold what computing
 one block each needs.
 
 ``fit`` first makes one survey pass (``_dask_blocks.survey``): the classes,
