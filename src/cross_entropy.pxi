@@ -401,7 +401,7 @@ def cross_entropy_rows(const floating[:, ::1] x, const int64_t[::1] target,
         pws = _workspace(n_threads, CE_WORKSPACE)
     partial = <double *>malloc(n_tasks * sizeof(double))
     if partial == NULL:
-        free(pws)
+        _release(pws, n_threads, CE_WORKSPACE)
         raise MemoryError("softmax_core: cannot allocate the kernel's partial sums")
     with nogil:
         for t in prange(n_tasks, schedule="static", num_threads=n_threads,
@@ -420,7 +420,7 @@ def cross_entropy_rows(const floating[:, ::1] x, const int64_t[::1] target,
                 partial[t] = _ce_rows_short(px, pg, pl, py, psw, r0, k, n, &p,
                                             pws + threadid() * CE_WORKSPACE)
         total = _ordered_sum(partial, n_tasks)
-    free(pws)
+    _release(pws, n_threads, CE_WORKSPACE)
     free(partial)
     if bad:
         _raise_bad_target(target, n, ignore_index)

@@ -45,6 +45,10 @@ from libc.stdlib cimport free, malloc
 cdef extern from "<stdlib.h>" nogil:
     int posix_memalign(void **memptr, size_t alignment, size_t size)
 
+cdef extern from "workspace_cache.h" nogil:
+    void *sc_ws_take(size_t bytes)
+    void sc_ws_give(void *p, size_t bytes)
+
 import numpy as np
 
 cdef enum:
@@ -76,13 +80,20 @@ cdef inline bint _transposed_block(Py_ssize_t n, bint single) noexcept nogil:
 
 cdef double *_workspace(int n_threads, Py_ssize_t per_thread=WORKSPACE) except NULL:
     """Scratch of `per_thread` doubles for every thread of a blocked kernel;
-    the caller frees it."""
+    the caller gives it back with `_release` (same arguments)."""
     # 64-byte aligned, so that a vectorized sum over scratch splits the same
-    # way in every call and every thread (reproducible reductions)
-    cdef void *ws = NULL
-    if posix_memalign(&ws, 64, max(n_threads, 1) * per_thread * sizeof(double)) != 0:
+    # way in every call and every thread (reproducible reductions); cached per
+    # calling thread (workspace_cache.h)
+    cdef void *ws = sc_ws_take(max(n_threads, 1) * per_thread * sizeof(double))
+    if ws == NULL:
         raise MemoryError("softmax_core: cannot allocate the kernel workspace")
     return <double *>ws
+
+
+cdef inline void _release(double *ws, int n_threads,
+                          Py_ssize_t per_thread=WORKSPACE) noexcept nogil:
+    """Give back a `_workspace` (NULL is ignored)."""
+    sc_ws_give(ws, max(n_threads, 1) * per_thread * sizeof(double))
 
 
 cdef inline const floating *_next_row(const floating *x, Py_ssize_t t, Py_ssize_t outer,
@@ -236,7 +247,7 @@ cdef void _softmax_3d(const floating[:, :, ::1] x, floating[:, :, ::1] out,
                     _rows_short(px + r0 * n, po + r0 * n,
                                 min(rows_per_task, outer - r0), n, use_log,
                                 pws + threadid() * WORKSPACE)
-        free(pws)
+        _release(pws, n_threads)
     else:
         n_tiles = (inner + TILE - 1) // TILE
         n_tasks = outer * n_tiles
@@ -351,7 +362,7 @@ def logsumexp_3d(const floating[:, :, ::1] x, floating[:, ::1] out,
                 else:
                     _lse_short(px + r0 * n, po + r0, min(rows_per_task, outer - r0), n,
                                pws + threadid() * WORKSPACE)
-        free(pws)
+        _release(pws, n_threads)
     elif inner == 1:
         with nogil:
             for t in prange(outer, schedule="static", num_threads=n_threads,
