@@ -26,10 +26,12 @@ import statistics
 import time
 
 import numpy as np
+from _timing import _calls_per_repeat
+from bench_vexp import _use
 from threadpoolctl import threadpool_limits
 
 import softmax_core
-from softmax_core import _losses_numpy, _softmax_numpy, _threads
+from softmax_core import _softmax_numpy
 from softmax_core._native import KERNEL_TARGET
 
 
@@ -43,25 +45,6 @@ def _load(folder, target):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-def _use(module):
-    def setup():
-        _softmax_numpy.kernels = module
-        _losses_numpy.kernels = module
-        _threads.kernels = module
-    return setup
-
-
-def _calls_for(func, seconds):
-    n = 1
-    while True:
-        t0 = time.perf_counter()
-        for _ in range(n):
-            func()
-        if time.perf_counter() - t0 >= seconds or n >= 1 << 16:
-            return n
-        n *= 2
 
 
 def _functions(op, shape, torch):
@@ -94,7 +77,7 @@ def _time_case(op, dtype, shape, threads, before, after, torch, args):
     for name, (setup, func) in cases.items():
         setup()
         func()
-        calls[name] = _calls_for(func, args.repeat)
+        calls[name] = _calls_per_repeat(func, args.repeat)
     clock = time.thread_time if args.cpu and threads == 1 else time.perf_counter
     times = {name: [] for name in cases}
     for _ in range(args.rounds):

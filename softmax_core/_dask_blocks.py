@@ -28,8 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["is_dask_array", "is_dask_collection", "as_dask_array", "DaskTrainingSet",
-           "BlockStream", "survey"]
+__all__ = ["is_dask_collection", "as_dask_array", "DaskTrainingSet", "BlockStream", "survey"]
 
 
 def is_dask_collection(a):
@@ -39,14 +38,6 @@ def is_dask_collection(a):
     from dask import is_dask_collection as _is
 
     return _is(a)
-
-
-def is_dask_array(a):
-    if "dask.array" not in sys.modules:
-        return False
-    import dask.array as da
-
-    return isinstance(a, da.Array)
 
 
 def as_dask_array(a, what):

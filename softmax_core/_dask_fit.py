@@ -52,9 +52,7 @@ def _class_weights(est, classes_, counts):
     """Per-class weights (``class_weight`` of the estimator), or None."""
     if est.class_weight is None:
         return None
-    if est.class_weight == "balanced":
-        if counts is None:  # partial_fit rejects "balanced" before this
-            raise ValueError("class_weight='balanced' needs the class counts")
+    if est.class_weight == "balanced":  # fit only: partial_fit rejects it before this
         return counts.sum() / (classes_.shape[0] * counts.astype(np.float64))
     from sklearn.utils import compute_class_weight
 
@@ -64,10 +62,13 @@ def _class_weights(est, classes_, counts):
 class _Blocks:
     """How computed blocks become training blocks: cast, checked, encoded, weighted, shuffled."""
 
-    def __init__(self, data, classes_, class_weight, weight_scale, shuffle, check_values):
+    def __init__(self, data, classes_, class_weight, weight_scale, shuffle, check_values,
+                 weighted=None):
         self.dtype, self.classes_ = data.dtype, classes_
         self.class_weight, self.weight_scale = class_weight, weight_scale
-        self.weighted = data.w is not None or class_weight is not None
+        # fit passes whether the weights differ at all (equal ones train unweighted)
+        self.weighted = (data.w is not None or class_weight is not None) if weighted is None \
+            else weighted
         self.shuffle, self.check_values = shuffle, check_values
 
     def encode(self, yb):
@@ -163,9 +164,7 @@ def _fit(est, data, rng):
         raise ValueError("The sample weights times the class weights are all zero: at least "
                          "one sample needs a non-zero weight.")
     blocks = _Blocks(data, classes_, cw, info.n / total if weighted else None,
-                     est.shuffle, check_values=False)
-    if not weighted:
-        blocks.weighted = False
+                     est.shuffle, check_values=False, weighted=weighted)
     sample_X = info.sample_X
     sample_y = blocks.encode(info.sample_y)
     sample_w = blocks.weights(info.sample_w, sample_y)
