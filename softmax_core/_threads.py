@@ -9,10 +9,17 @@ thread team costs more than the work.
 
 from ._native import kernels
 
-__all__ = ["max_threads", "n_threads_for"]
+__all__ = ["PARALLEL_MIN_MACS", "max_threads", "n_threads_for"]
 
 # below this many elements a call stays on the calling thread
 PARALLEL_MIN_ELEMENTS = 1 << 15
+
+# the fused linear step (kernels.linear_cross_entropy) below this many
+# multiply-adds per call (about 2 ms on one core) stays on one thread: a
+# minibatch step of ~0.1 ms that waits at the barrier for a thread the OS
+# has descheduled loses a whole time slice (4-24 ms measured on a 2-core
+# machine with one other busy process: 1% of the steps, doubling the epoch)
+PARALLEL_MIN_MACS = 1 << 23
 
 
 def max_threads():
@@ -20,8 +27,9 @@ def max_threads():
     return max(1, int(kernels.omp_max_threads()))
 
 
-def n_threads_for(n_elements):
-    """Threads to use for a kernel that touches ``n_elements`` elements."""
-    if n_elements < PARALLEL_MIN_ELEMENTS:
+def n_threads_for(n_elements, min_elements=PARALLEL_MIN_ELEMENTS):
+    """Threads to use for a kernel that touches ``n_elements`` elements (or does
+    that much work, against a threshold ``min_elements`` of the same unit)."""
+    if n_elements < min_elements:
         return 1
     return max_threads()

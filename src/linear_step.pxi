@@ -1,0 +1,222 @@
+# Design: the loss and gradients of a linear softmax model on one batch, in
+# one call: the logits Z = X @ W + b, the fused cross-entropy of
+# cross_entropy.pxi on them (loss and G = dloss/dZ), and the gradients
+# gW = X.T @ G and gb = sum_r G[r].  It is the dense minibatch step of
+# SoftmaxRegression (softmax_core/_sgd_steps.py), where at 10 classes the
+# two BLAS products took two thirds of an epoch.
+#
+# The batch is cut into tasks of a fixed number of rows that depends only on
+# the batch size (at most MAX_TASKS tasks of at least MIN_TASK_ROWS rows).
+# A task runs all three stages on its rows while they are in cache: the
+# forward product (linear_kernels.h), the cross-entropy in sub-blocks of the
+# row layouts of cross_entropy.pxi, and the backward product into its own
+# partial gradient in the workspace.  After the parallel region the partials
+# are added into grad_W in task order, in parallel over rows of grad_W, and
+# the task losses in task order: the results have the same bits for any
+# thread count.
+#
+# Semantics are those of cross_entropy_rows with no class weights and no
+# ignore_index: every target must be in [0, C) (checked by the kernel, block
+# by block, before use; a bad one raises ValueError after the parallel
+# region, with the outputs partly written); sample weights (double) and
+# label smoothing as there; the gradient is scaled by grad_scale while
+# written.  Z and G receive the batch's logits and the gradient with respect
+# to them.  The products accumulate in the input precision (like BLAS),
+# the loss in double.
+from libc.string cimport memset
+
+cdef extern from "linear_kernels.h" nogil:
+    void sc_lin_forward_f(const float *X, Py_ssize_t n_rows, Py_ssize_t K, const float *W,
+                          Py_ssize_t C, const float *b, float *Z) noexcept
+    void sc_lin_forward_d(const double *X, Py_ssize_t n_rows, Py_ssize_t K, const double *W,
+                          Py_ssize_t C, const double *b, double *Z) noexcept
+    void sc_lin_backward_f(const float *X, Py_ssize_t n_rows, Py_ssize_t K, const float *G,
+                           Py_ssize_t C, float *gW, Py_ssize_t ldg, float *gb) noexcept
+    void sc_lin_backward_d(const double *X, Py_ssize_t n_rows, Py_ssize_t K, const double *G,
+                           Py_ssize_t C, double *gW, Py_ssize_t ldg, double *gb) noexcept
+    Py_ssize_t sc_lin_padded_f(Py_ssize_t C) noexcept
+    Py_ssize_t sc_lin_padded_d(Py_ssize_t C) noexcept
+
+cdef enum:
+    MAX_TASKS = 8  # tasks per batch, at most
+    MIN_TASK_ROWS = 64  # rows per task, at least (where the batch has them)
+    REDUCE_ROWS = 64  # rows of grad_W per task of the final reduction
+
+
+cdef inline void _lin_forward(const floating *X, Py_ssize_t n_rows, Py_ssize_t K,
+                              const floating *W, Py_ssize_t C, const floating *b,
+                              floating *Z) noexcept nogil:
+    if floating is float:
+        sc_lin_forward_f(X, n_rows, K, W, C, b, Z)
+    else:
+        sc_lin_forward_d(X, n_rows, K, W, C, b, Z)
+
+
+cdef inline void _lin_backward(const floating *X, Py_ssize_t n_rows, Py_ssize_t K,
+                               const floating *G, Py_ssize_t C, floating *gW, Py_ssize_t ldg,
+                               floating *gb) noexcept nogil:
+    if floating is float:
+        sc_lin_backward_f(X, n_rows, K, G, C, gW, ldg, gb)
+    else:
+        sc_lin_backward_d(X, n_rows, K, G, C, gW, ldg, gb)
+
+
+cdef inline void _add_partials(floating *dst, const floating *src, Py_ssize_t n_parts,
+                               Py_ssize_t stride, Py_ssize_t n) noexcept nogil:
+    # dst[j] = src[j] + src[stride + j] + ... (n_parts terms, in order)
+    cdef Py_ssize_t i, j
+    for j in range(n):
+        dst[j] = src[j]
+    for i in range(1, n_parts):
+        for j in range(n):
+            dst[j] = dst[j] + src[i * stride + j]
+
+
+cdef inline Py_ssize_t _out_of_range(const int64_t *y, Py_ssize_t n_rows,
+                                     Py_ssize_t n) noexcept nogil:
+    # how many of y[0:n_rows] are outside [0, n)
+    cdef Py_ssize_t r, bad = 0
+    for r in range(n_rows):
+        bad += (y[r] < 0) | (y[r] >= n)
+    return bad
+
+
+cdef double _lin_task(const floating *px, const floating *pw, const floating *pb,
+                      const int64_t *py, const double *psw, floating *pz, floating *pg,
+                      floating *gW, Py_ssize_t ldg, floating *gb, Py_ssize_t r0,
+                      Py_ssize_t n_rows, Py_ssize_t M, Py_ssize_t K, Py_ssize_t C,
+                      const _CEParams *p,
+                      double *ws, bint *bad) noexcept nogil:
+    # rows r0 .. r0 + n_rows - 1: logits into pz, loss gradient into pg, and
+    # X.T @ G (and the column sums of G) added to gW (gb), padded to rows of
+    # ldg; returns the rows' summed loss, added in row order
+    cdef Py_ssize_t s0, k, ce_rows = max(BLOCK // C, 1)
+    cdef bint blocked = _blocked_rows(C, floating is float)
+    cdef bint transposed = blocked and _transposed_block(C, floating is float)
+    cdef double total = 0.0
+    if _out_of_range(py + r0, n_rows, C):
+        bad[0] = True
+        return 0.0
+    _lin_forward(px + r0 * K, n_rows, K, pw, C, pb, pz + r0 * C)
+    s0 = r0
+    while s0 < r0 + n_rows:
+        k = min(ce_rows, r0 + n_rows - s0)
+        if not blocked:
+            total += _ce_rows_long(pz, pg, NULL, py, psw, s0, k, C, M, p)
+        elif transposed:
+            total += _ce_rows_transposed(pz, pg, NULL, py, psw, s0, k, C, p, ws)
+        else:
+            total += _ce_rows_short(pz, pg, NULL, py, psw, s0, k, C, p, ws)
+        s0 += k
+    _lin_backward(px + r0 * K, n_rows, K, pg + r0 * C, C, gW, ldg, gb)
+    return total
+
+
+def linear_cross_entropy(const floating[:, ::1] X, const floating[:, ::1] W,
+                         const floating[::1] bias, const int64_t[::1] target,
+                         const double[::1] sample_weight, double label_smoothing,
+                         double grad_scale, floating[:, ::1] logits, floating[:, ::1] grad,
+                         floating[:, ::1] grad_W, floating[::1] grad_b, int n_threads):
+    """Cross-entropy of the linear model ``X @ W + bias`` on a batch, and its gradients.
+
+    X (M, K), W (K, C), bias (C,) or None, target (M,) int64 in [0, C),
+    sample_weight (M,) float64 or None.  Writes the logits into `logits`
+    (M, C), ``grad_scale`` times the gradient of the loss with respect to
+    them into `grad` (M, C), ``X.T @ grad`` into `grad_W` (K, C) and the
+    column sums of `grad` into `grad_b` (C,) (which may be None).  Returns
+    the sum over rows of ``sample_weight * loss`` (double), with the same
+    bits for any `n_threads`.  A target outside [0, C) raises ValueError
+    (the outputs are then partly written).  The outputs must not overlap
+    the inputs or each other.
+    """
+    cdef Py_ssize_t M = X.shape[0], K = X.shape[1], C = W.shape[1]
+    cdef Py_ssize_t n_tasks, rows_per_task, t, r0, k, i, j, n_reduce, part
+    cdef Py_ssize_t per_task, ce_doubles, part_doubles, ldg
+    cdef double *ws
+    cdef double *losses
+    cdef floating *parts
+    cdef floating *gW_t
+    cdef floating *gb_t
+    cdef const floating *px
+    cdef const floating *pb = NULL
+    cdef const double *psw = NULL
+    cdef floating *pgb = NULL
+    cdef floating *pz
+    cdef floating *pg
+    cdef floating *pgw
+    cdef bint bad = False
+    cdef bint parallel = n_threads > 1
+    cdef double total
+    cdef _CEParams p
+    _require(M > 0 and K > 0 and C > 0 and W.shape[0] == K and target.shape[0] == M
+             and (bias is None or bias.shape[0] == C)
+             and (sample_weight is None or sample_weight.shape[0] == M)
+             and logits.shape[0] == M and logits.shape[1] == C
+             and grad.shape[0] == M and grad.shape[1] == C
+             and grad_W.shape[0] == K and grad_W.shape[1] == C
+             and (grad_b is None or grad_b.shape[0] == C),
+             "linear_cross_entropy needs non-empty X (M, K), W (K, C), M targets, and "
+             "bias (C,), sample_weight (M,), logits (M, C), grad (M, C), grad_W (K, C), "
+             "grad_b (C,) or None")
+    px = &X[0, 0]
+    pz = &logits[0, 0]
+    pg = &grad[0, 0]
+    pgw = &grad_W[0, 0]
+    if bias is not None:
+        pb = &bias[0]
+    if sample_weight is not None:
+        psw = &sample_weight[0]
+    if grad_b is not None:
+        pgb = &grad_b[0]
+    p.w = NULL
+    p.keep = 1.0 - label_smoothing
+    p.eps_c = label_smoothing / C
+    p.eps_w = p.eps_c * C if p.eps_c != 0.0 else 0.0
+    p.grad_scale = grad_scale
+    p.ignore_index = -1  # never a target: every one is checked to be in [0, C)
+    # tasks of a number of rows fixed by M alone, whatever the thread count
+    n_tasks = max(min(<Py_ssize_t>MAX_TASKS, M // MIN_TASK_ROWS), 1)
+    rows_per_task = (M + n_tasks - 1) // n_tasks
+    n_tasks = (M + rows_per_task - 1) // rows_per_task
+    # one workspace: the cross-entropy scratch of each thread, the task
+    # losses, then each task's partial gradient (gW, then gb), with rows
+    # padded to whole vectors (ldg): the backward product then adds to its
+    # rows with plain vector loads and stores (a masked store followed by a
+    # load of the next row's overlapping bytes stalls store forwarding: at 10
+    # float32 classes the product was 5x slower)
+    ldg = sc_lin_padded_f(C) if floating is float else sc_lin_padded_d(C)
+    ce_doubles = max(n_threads, 1) * CE_WORKSPACE
+    part = (K + 1) * ldg  # elements of one partial
+    part_doubles = (n_tasks * part * <Py_ssize_t>sizeof(floating) + 63) // 64 * 8
+    per_task = ce_doubles + (n_tasks + 7) // 8 * 8 + part_doubles
+    ws = _workspace(1, per_task)
+    losses = ws + ce_doubles
+    parts = <floating *>(losses + (n_tasks + 7) // 8 * 8)
+    with nogil:
+        memset(parts, 0, n_tasks * part * sizeof(floating))
+        for t in prange(n_tasks, schedule="static", num_threads=n_threads,
+                        use_threads_if=parallel):
+            r0 = t * rows_per_task
+            k = min(rows_per_task, M - r0)
+            gW_t = parts + t * part
+            gb_t = NULL if pgb == NULL else gW_t + K * ldg
+            losses[t] = _lin_task(px, &W[0, 0], pb, &target[0], psw, pz, pg, gW_t, ldg, gb_t,
+                                  r0, k, M, K, C, &p, ws + threadid() * CE_WORKSPACE, &bad)
+        # the partials added in task order into grad_W, in parallel over its rows
+        n_reduce = (K + REDUCE_ROWS - 1) // REDUCE_ROWS
+        for t in prange(n_reduce, schedule="static", num_threads=n_threads,
+                        use_threads_if=parallel and n_reduce > 1):
+            r0 = t * REDUCE_ROWS
+            k = min(<Py_ssize_t>REDUCE_ROWS, K - r0)
+            for i in range(r0, r0 + k):
+                _add_partials(pgw + i * C, parts + i * ldg, n_tasks, part, C)
+        if pgb != NULL:
+            _add_partials(pgb, parts + K * ldg, n_tasks, part, C)
+        total = _ordered_sum(losses, n_tasks)
+    _release(ws, 1, per_task)
+    if bad:
+        for i in range(M):
+            if not 0 <= target[i] < C:
+                raise ValueError(f"softmax_core kernel: target {target[i]} at row {i} is out "
+                                 f"of bounds for {C} classes")
+    return total
