@@ -37,10 +37,8 @@ import scipy.sparse as sp
 from sklearn.utils._array_api import device as array_device
 
 from ._losses import cross_entropy
-from ._native import kernels
 from ._preconditioner import Preconditioner
 from ._sgd_steps import (
-    NO_IGNORE,
     ArrayOps,
     LazyScale,
     NumpyOps,
@@ -49,8 +47,8 @@ from ._sgd_steps import (
     batch_step,
     lazy_eligible,
     lazy_sparse_step,
+    linear_loss,
 )
-from ._threads import n_threads_for
 
 __all__ = [
     "SGDConfig", "SGDState", "DivergenceError", "run_sgd", "run_epochs", "run_batches",
@@ -303,17 +301,15 @@ class Evaluation:
 
     def objective(self, state):
         xp, cfg = self.xp, self.cfg
-        Z = self.X @ state.W
-        if cfg.fit_intercept:
-            Z = Z + state.b
         if xp is np:
-            Z = np.ascontiguousarray(Z)
-            if not np.isfinite(Z).all():
+            total = linear_loss(self.X, state.W, state.b if cfg.fit_intercept else None,
+                                self.y, self.w, cfg.label_smoothing)
+            if not math.isfinite(total):
                 return math.inf
-            total = kernels.cross_entropy_rows(
-                Z, self.y, None, self.w, cfg.label_smoothing, NO_IGNORE, 1.0, None, None,
-                n_threads_for(Z.size))
         else:
+            Z = self.X @ state.W
+            if cfg.fit_intercept:
+                Z = Z + state.b
             losses = cross_entropy(Z, self.y, reduction="none",
                                    label_smoothing=cfg.label_smoothing)
             total = xp.sum(losses if self.w is None else losses * self.w)

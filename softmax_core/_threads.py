@@ -15,11 +15,13 @@ __all__ = ["PARALLEL_MIN_MACS", "max_threads", "n_threads_for"]
 PARALLEL_MIN_ELEMENTS = 1 << 15
 
 # the fused linear step (kernels.linear_cross_entropy) below this many
-# multiply-adds per call (about 2 ms on one core) stays on one thread: a
-# minibatch step of ~0.1 ms that waits at the barrier for a thread the OS
-# has descheduled loses a whole time slice (4-24 ms measured on a 2-core
-# machine with one other busy process: 1% of the steps, doubling the epoch)
-PARALLEL_MIN_MACS = 1 << 23
+# multiply-adds per call (about 2 ms on one core at 10 classes) stays on one
+# thread: a minibatch step of ~0.1 ms whose barrier waits for a thread the OS
+# has descheduled loses a whole time slice.  On a 2-core machine with one
+# other busy process, 1% of the two-thread steps took 4-24 ms and the
+# per-epoch objective 13 ms instead of 0.5 ms; one thread per step is 1.5x
+# slower than two on an idle machine (batch 256 x 784, 10 classes).
+PARALLEL_MIN_MACS = 1 << 26
 
 
 def max_threads():

@@ -108,7 +108,8 @@ cdef double _lin_task(const floating *px, const floating *pw, const floating *pb
         else:
             total += _ce_rows_short(pz, pg, NULL, py, psw, s0, k, C, p, ws)
         s0 += k
-    _lin_backward(px + r0 * K, n_rows, K, pg + r0 * C, C, gW, ldg, gb)
+    if pg != NULL:
+        _lin_backward(px + r0 * K, n_rows, K, pg + r0 * C, C, gW, ldg, gb)
     return total
 
 
@@ -123,7 +124,9 @@ def linear_cross_entropy(const floating[:, ::1] X, const floating[:, ::1] W,
     sample_weight (M,) float64 or None.  Writes the logits into `logits`
     (M, C), ``grad_scale`` times the gradient of the loss with respect to
     them into `grad` (M, C), ``X.T @ grad`` into `grad_W` (K, C) and the
-    column sums of `grad` into `grad_b` (C,) (which may be None).  Returns
+    column sums of `grad` into `grad_b` (C,) (which may be None).  With
+    `grad`, `grad_W` and `grad_b` all None only the loss is computed (and
+    the logits written).  Returns
     the sum over rows of ``sample_weight * loss`` (double), with the same
     bits for any `n_threads`.  A target outside [0, C) raises ValueError
     (the outputs are then partly written).  The outputs must not overlap
@@ -152,16 +155,21 @@ def linear_cross_entropy(const floating[:, ::1] X, const floating[:, ::1] W,
              and (bias is None or bias.shape[0] == C)
              and (sample_weight is None or sample_weight.shape[0] == M)
              and logits.shape[0] == M and logits.shape[1] == C
-             and grad.shape[0] == M and grad.shape[1] == C
-             and grad_W.shape[0] == K and grad_W.shape[1] == C
-             and (grad_b is None or grad_b.shape[0] == C),
-             "linear_cross_entropy needs non-empty X (M, K), W (K, C), M targets, and "
-             "bias (C,), sample_weight (M,), logits (M, C), grad (M, C), grad_W (K, C), "
-             "grad_b (C,) or None")
+             and ((grad is None and grad_W is None and grad_b is None)
+                  or (grad is not None and grad.shape[0] == M and grad.shape[1] == C
+                      and grad_W is not None and grad_W.shape[0] == K
+                      and grad_W.shape[1] == C
+                      and (grad_b is None or grad_b.shape[0] == C))),
+             "linear_cross_entropy needs non-empty X (M, K), W (K, C), M targets, logits "
+             "(M, C), and bias (C,), sample_weight (M,) or None, and grad (M, C) with "
+             "grad_W (K, C) and grad_b (C,) or None, or all three None")
     px = &X[0, 0]
     pz = &logits[0, 0]
-    pg = &grad[0, 0]
-    pgw = &grad_W[0, 0]
+    pg = NULL
+    pgw = NULL
+    if grad is not None:
+        pg = &grad[0, 0]
+        pgw = &grad_W[0, 0]
     if bias is not None:
         pb = &bias[0]
     if sample_weight is not None:
@@ -186,7 +194,7 @@ def linear_cross_entropy(const floating[:, ::1] X, const floating[:, ::1] W,
     # float32 classes the product was 5x slower)
     ldg = sc_lin_padded_f(C) if floating is float else sc_lin_padded_d(C)
     ce_doubles = max(n_threads, 1) * CE_WORKSPACE
-    part = (K + 1) * ldg  # elements of one partial
+    part = (K + 1) * ldg if pg != NULL else 0  # elements of one partial
     part_doubles = (n_tasks * part * <Py_ssize_t>sizeof(floating) + 63) // 64 * 8
     per_task = ce_doubles + (n_tasks + 7) // 8 * 8 + part_doubles
     ws = _workspace(1, per_task)
@@ -203,7 +211,7 @@ def linear_cross_entropy(const floating[:, ::1] X, const floating[:, ::1] W,
             losses[t] = _lin_task(px, &W[0, 0], pb, &target[0], psw, pz, pg, gW_t, ldg, gb_t,
                                   r0, k, M, K, C, &p, ws + threadid() * CE_WORKSPACE, &bad)
         # the partials added in task order into grad_W, in parallel over its rows
-        n_reduce = (K + REDUCE_ROWS - 1) // REDUCE_ROWS
+        n_reduce = (K + REDUCE_ROWS - 1) // REDUCE_ROWS if pg != NULL else 0
         for t in prange(n_reduce, schedule="static", num_threads=n_threads,
                         use_threads_if=parallel and n_reduce > 1):
             r0 = t * REDUCE_ROWS

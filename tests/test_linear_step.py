@@ -90,6 +90,20 @@ def test_matches_float64_oracle_over_row_counts(mod, dtype, M):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_loss_only(mod, dtype):
+    rng = np.random.default_rng(2)
+    X, W, b, y = _data(rng, 300, 20, 12, dtype)
+    sw = rng.random(300)
+    Z = np.empty((300, 12), dtype)
+    loss = mod.linear_cross_entropy(X, W, b, y, sw, 0.2, 1.0, Z, None, None, None, 2)
+    want = _oracle(X, W, b, y, sw, 0.2, 1.0)
+    assert abs(loss - want[0]) <= TOL[dtype] * abs(want[0])
+    _close(Z, want[1], dtype)
+    with pytest.raises(ValueError, match="or all three None"):
+        mod.linear_cross_entropy(X, W, b, y, sw, 0.2, 1.0, Z, None, np.empty_like(W), None, 2)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("shape", [(256, 784, 10), (300, 3, 130), (1000, 17, 5)])
 def test_same_bits_for_any_thread_count(mod, dtype, shape):
     rng = np.random.default_rng(1)
@@ -182,7 +196,7 @@ def test_estimator_uses_the_fused_kernel_for_dense_batches(monkeypatch):
             return getattr(real, name)
 
         def linear_cross_entropy(self, *args):
-            calls.append(args[0].shape)
+            calls.append((args[0].shape, args[8] is not None))
             return real.linear_cross_entropy(*args)
 
     monkeypatch.setattr(_sgd_steps, "kernels", Spy())
@@ -190,4 +204,8 @@ def test_estimator_uses_the_fused_kernel_for_dense_batches(monkeypatch):
     X = rng.standard_normal((1000, 6))
     y = np.argmax(X[:, :3], axis=1)
     SoftmaxRegression(max_iter=2, tol=None, batch_size=100, random_state=0).fit(X, y)
-    assert calls and all(shape == (100, 6) for shape in calls)
+    # every step, and the objective after each epoch (loss only): no BLAS
+    steps = [shape for shape, with_grad in calls if with_grad]
+    objectives = [shape for shape, with_grad in calls if not with_grad]
+    assert steps == [(100, 6)] * 20
+    assert objectives and set(objectives) == {(1000, 6)}
