@@ -6,15 +6,16 @@ known, non-trivial accuracy), plus 10000 held-out samples for the accuracy.
 Every SGD contender trains 10 epochs with batch size 256 and learning rate
 0.1 (no momentum, no penalty):
 
-* ``SoftmaxRegression`` (this package: fused loss+gradient kernel, two BLAS
-  products per batch, shuffled blocks of one permuted copy of X);
+* ``SoftmaxRegression`` (this package: one fused kernel call per batch for
+  the logits, the loss and both gradients, src/linear_step.pxi; shuffled
+  blocks of one permuted copy of X);
 * a minimal PyTorch loop: ``nn.Linear`` + ``nn.CrossEntropyLoss`` +
   ``optim.SGD``, ``torch.set_num_threads(2)``, a fresh permutation per epoch
   (the design target's reference); the same loop on one thread as well,
   since on a 2-core machine shared with other jobs torch's two threads can
   be several times slower than one (each small product waits at a barrier
-  for a descheduled thread; SoftmaxRegression runs products this small on
-  one BLAS thread for that reason, see ``_sgd_steps.py``);
+  for a descheduled thread; SoftmaxRegression runs steps this small on one
+  thread for that reason, see ``_threads.PARALLEL_MIN_MACS``);
 * ``SGDClassifier(loss="log_loss", max_iter=10)`` (one-vs-rest, per-sample SGD);
 * ``LogisticRegression()`` (full-batch L-BFGS; its "epochs" are iterations).
 
