@@ -232,6 +232,11 @@ _SHARED_PARAMETERS = r"""
 
 def cross_entropy(logits, target, /, *, weight=None, ignore_index=-100, reduction="mean",
                   label_smoothing=0.0, sample_weight=None):
+    if weight is None and sample_weight is None:
+        res = _losses_numpy.common_call(logits, target, ignore_index, reduction,
+                                        label_smoothing, want_grad=False)
+        if res is not None:
+            return res[0]
     xp, backend, (logits, target, weight, sample_weight) = get_namespace_and_arrays(
         logits, target, weight, sample_weight)
     if backend == BRIDGED:
@@ -334,6 +339,11 @@ cross_entropy.__doc__ = r"""Cross-entropy between logits and class indices or pr
 
 def cross_entropy_with_grad(logits, target, /, *, weight=None, ignore_index=-100,
                             reduction="mean", label_smoothing=0.0, sample_weight=None):
+    if weight is None and sample_weight is None:
+        res = _losses_numpy.common_call(logits, target, ignore_index, reduction,
+                                        label_smoothing, want_grad=True)
+        if res is not None:
+            return res
     xp, backend, (logits, target, weight, sample_weight) = get_namespace_and_arrays(
         logits, target, weight, sample_weight)
     if backend in (BRIDGED, AUTOGRAD):  # the gradient is returned, not taken

@@ -37,8 +37,15 @@
 # while it is in cache.  The layouts follow softmax.pxi (whose BLOCK,
 # `_blocked_rows` and `_transposed_block` are used here; setup.py includes it
 # first):
-# * long rows (C > 64, in float32 C > 128): one row per task (max; exp and
-#   sum; scale);
+# * long rows (C > 64, in float32 C > 128): row by row (max; exp and sum;
+#   scale), in groups of whole tasks of at least LOG_GROUP rows
+#   (`_ce_group_long`): each row's sum is kept and the logs of a group's sums
+#   are one vector call after its last row, then its losses (the loss needs
+#   nothing else of the row but x_y - m and, with smoothing, one sum taken
+#   while the row is in cache).  A scalar `log` per row cost 4-5% of a
+#   (4096, 1000) float32 call.  The tasks and their partial sums stay as they
+#   are, so the totals add the same values in the same order (float64 losses
+#   may differ in the last bit from the scalar log's);
 # * short rows: a task takes a block of about BLOCK elements.  Rows shorter
 #   than 16 (e.g. 10 classes; float32 also 17..23) are transposed into a local
 #   (C, rows) buffer (read in source order, so the prefetcher follows the
@@ -55,6 +62,7 @@
 #   heap workspace allocated before the parallel region (not on the stack),
 #   so the kernel also runs in threads with small stacks.
 from libc.stdint cimport int32_t, int64_t
+from libc.math cimport signbit
 from libc.string cimport memset
 
 cdef extern from "cross_entropy_kernels.h":
@@ -101,6 +109,8 @@ cdef inline void _grad_col(floating *col, const floating *c, const floating *b, 
 
 cdef enum:
     CE_WORKSPACE = 10 * BLOCK  # doubles of scratch per thread for the blocked paths
+    LOG_GROUP = 8  # long rows at least whose row sums' logs are one vector call
+    LOG_GROUP_MAX = 32  # the most rows a group of long-row tasks can hold
 
 
 cdef struct _CEParams:
@@ -112,11 +122,9 @@ cdef struct _CEParams:
     int64_t ignore_index
 
 
-cdef inline double _ce_loss(const floating *x, Py_ssize_t n, int64_t y, floating m,
-                            double log_s, const _CEParams *p) noexcept nogil:
-    # unweighted-by-sample loss of one row, from its max and log(sum(exp(x - m)))
-    cdef double wy = p.w[y] if p.w != NULL else 1.0
-    cdef double loss = p.keep * wy * (log_s - (<double>x[y] - <double>m))
+cdef inline double _ce_smooth_sum(const floating *x, Py_ssize_t n, floating m,
+                                  const _CEParams *p) noexcept nogil:
+    # sum_j w_j (x_j - m), the smoothing term's sum; 0 without smoothing
     cdef double acc = 0.0
     cdef Py_ssize_t j
     if p.eps_c != 0.0:
@@ -125,45 +133,125 @@ cdef inline double _ce_loss(const floating *x, Py_ssize_t n, int64_t y, floating
                 acc += p.w[j] * (<double>x[j] - <double>m)
         else:
             acc = _sum(x, n) - n * <double>m
+    return acc
+
+
+cdef inline double _ce_loss_kw(double log_s, double d, double acc, double kw,
+                               const _CEParams *p) noexcept nogil:
+    # unweighted-by-sample loss of one row from log(sum(exp(x - m))), d = x_y - m,
+    # the smoothing sum `acc` (_ce_smooth_sum) and kw = keep * (the target's
+    # class weight)
+    cdef double loss = kw * (log_s - d)
+    if p.eps_c != 0.0:
         loss += p.eps_w * log_s - p.eps_c * acc
     return loss
 
 
-cdef inline void _ce_grad(floating *g, Py_ssize_t n, int64_t y, double s, double a,
-                          const _CEParams *p) noexcept nogil:
-    # g holds exp(x - m) on entry and the gradient on exit; a = sample weight * scale
+cdef inline double _ce_loss(const floating *x, Py_ssize_t n, int64_t y, floating m,
+                            double log_s, const _CEParams *p) noexcept nogil:
+    # unweighted-by-sample loss of one row, from its max and log(sum(exp(x - m)))
+    return _ce_loss_kw(log_s, <double>x[y] - <double>m, _ce_smooth_sum(x, n, m, p),
+                       p.keep * (p.w[y] if p.w != NULL else 1.0), p)
+
+
+cdef inline void _ce_grad_kw(floating *g, Py_ssize_t n, int64_t y, double s, double a,
+                             double kw, const _CEParams *p) noexcept nogil:
+    # _ce_grad with kw = keep * w_y computed (and rounded) by the caller
     cdef double wy = p.w[y] if p.w != NULL else 1.0
-    cdef floating c = <floating>(a * (p.keep * wy + p.eps_w) / s)
+    cdef floating c = <floating>(a * (kw + p.eps_w) / s)
     cdef floating b = <floating>(a * p.eps_c)
     cdef Py_ssize_t j
     if p.w != NULL and p.eps_c != 0.0:
         for j in range(n):
             g[j] = g[j] * c - b * <floating>p.w[j]
+    elif b == 0 and not signbit(b):  # g * c - (+0) is g * c, in every case
+        _scale(g, c, g, n)
     else:
         for j in range(n):
             g[j] = g[j] * c - b
     g[y] -= <floating>(a * p.keep * wy)
 
 
-cdef double _ce_row_long(const floating *x, floating *g, Py_ssize_t n, int64_t y,
-                         double sw, const _CEParams *p, const floating *next) noexcept nogil:
-    # one row; g may be NULL (no gradient); returns sw * loss; next: the next
-    # row, prefetched during the exp pass (see softmax.pxi's _next_row), or NULL
+cdef inline void _ce_grad(floating *g, Py_ssize_t n, int64_t y, double s, double a,
+                          const _CEParams *p) noexcept nogil:
+    # g holds exp(x - m) on entry and the gradient on exit; a = sample weight * scale
+    _ce_grad_kw(g, n, y, s, a, p.keep * (p.w[y] if p.w != NULL else 1.0), p)
+
+
+cdef inline Py_ssize_t _tasks_per_log_group(Py_ssize_t rows_per_task) noexcept nogil:
+    # tasks of long rows taken together, so that a group holds at least LOG_GROUP
+    # rows (at most LOG_GROUP_MAX: float64 rows of 65 make tasks of 31 rows)
+    return (LOG_GROUP + rows_per_task - 1) // rows_per_task
+
+
+cdef Py_ssize_t _ce_group_long(const floating *px, floating *pg, floating *pl,
+                               const int64_t *py, const double *psw, Py_ssize_t t0,
+                               Py_ssize_t t1, Py_ssize_t rows_per_task, Py_ssize_t n,
+                               Py_ssize_t outer, const _CEParams *p,
+                               double *partial) noexcept nogil:
+    # tasks t0 .. t1 - 1 of long rows (rows t0 * rows_per_task up to the end of
+    # task t1 - 1 or of `outer`), checked first (_bad_targets: returns 1 and
+    # writes nothing if a target is bad).  Each row in turn: max; exp and sum
+    # (into the gradient, with `g` NULL without one), the next row prefetched;
+    # the gradient and the loss's other terms while the row is in cache.  Then
+    # the logs of the group's row sums in one vector call, and the losses:
+    # partial[t] = sum of sw * loss over task t's rows, added in row order.
+    cdef double s[LOG_GROUP_MAX]
+    cdef double d[LOG_GROUP_MAX]
+    cdef double acc[LOG_GROUP_MAX]
+    cdef double kw[LOG_GROUP_MAX]
+    cdef Py_ssize_t r0 = t0 * rows_per_task
+    cdef Py_ssize_t r1 = min(t1 * rows_per_task, outer)
+    cdef Py_ssize_t r, t, i
+    cdef const floating *x
+    cdef floating *g = NULL
     cdef floating m
-    cdef double s, loss
-    if y == p.ignore_index:
+    cdef int64_t y
+    cdef double loss, total
+    if _bad_targets(py + r0, r1 - r0, n, p.ignore_index):
+        for t in range(t0, t1):
+            partial[t] = 0.0
+        return 1
+    for r in range(r0, r1):
+        i = r - r0
+        y = py[r]
+        if pg != NULL:
+            g = pg + r * n
+        if y == p.ignore_index:
+            if g != NULL:
+                memset(g, 0, n * sizeof(floating))
+            s[i] = 1.0  # its loss is 0 whatever the logits
+            continue
+        x = px + r * n
+        m = _max(x, n)
+        # keep * w_y, one rounded product stored for the loss and passed to the
+        # gradient (so never fused into an FMA with + eps_w): the same bits as
+        # the row-at-a-time kernel had
+        kw[i] = p.keep * (p.w[y] if p.w != NULL else 1.0)
         if g != NULL:
-            memset(g, 0, n * sizeof(floating))
-        return 0.0
-    m = _max(x, n)
-    if g != NULL:
-        s = _exp_shift_sum_pf(x, m, g, n, next)
-    else:
-        s = _sum_exp_shift_pf(x, m, n, next)
-    loss = _ce_loss(x, n, y, m, log(s), p)
-    if g != NULL:
-        _ce_grad(g, n, y, s, sw * p.grad_scale, p)
-    return sw * loss
+            s[i] = _exp_shift_sum_pf(x, m, g, n, _next_row(px, r, outer, n))
+            _ce_grad_kw(g, n, y, s[i], (1.0 if psw == NULL else psw[r]) * p.grad_scale,
+                        kw[i], p)
+        else:
+            s[i] = _sum_exp_shift_pf(x, m, n, _next_row(px, r, outer, n))
+        d[i] = <double>x[y] - <double>m
+        acc[i] = _ce_smooth_sum(x, n, m, p)
+    _log_inplace(s, r1 - r0)
+    for t in range(t0, t1):
+        total = 0.0
+        for r in range(t * rows_per_task, min((t + 1) * rows_per_task, outer)):
+            i = r - r0
+            y = py[r]
+            if y == p.ignore_index:
+                loss = 0.0
+            else:
+                loss = (1.0 if psw == NULL else psw[r]) * _ce_loss_kw(s[i], d[i], acc[i],
+                                                                      kw[i], p)
+            if pl != NULL:
+                pl[r] = <floating>loss
+            total += loss
+        partial[t] = total
+    return 0
 
 
 cdef double _ce_rows_short(const floating *px, floating *pg, floating *pl,
@@ -306,26 +394,6 @@ cdef inline Py_ssize_t _bad_targets(const int64_t *y, Py_ssize_t n_rows, Py_ssiz
     return bad
 
 
-cdef inline double _ce_rows_long(const floating *px, floating *pg, floating *pl,
-                                 const int64_t *py, const double *psw, Py_ssize_t r0,
-                                 Py_ssize_t n_rows, Py_ssize_t n, Py_ssize_t outer,
-                                 const _CEParams *p) noexcept nogil:
-    # rows r0 .. r0 + n_rows - 1 of `outer`, one after another (_ce_row_long);
-    # returns the sum of sw * loss, added in row order
-    cdef floating *g = NULL
-    cdef double loss, total = 0.0
-    cdef Py_ssize_t t
-    for t in range(r0, r0 + n_rows):
-        if pg != NULL:
-            g = pg + t * n
-        loss = _ce_row_long(px + t * n, g, n, py[t], 1.0 if psw == NULL else psw[t], p,
-                            _next_row(px, t, outer, n))
-        if pl != NULL:
-            pl[t] = <floating>loss
-        total += loss
-    return total
-
-
 cdef inline double _ordered_sum(const double *partial, Py_ssize_t n) noexcept nogil:
     # the tasks' partial sums added in task order, never in thread order: with
     # tasks of a fixed size the total is bitwise the same for any thread count
@@ -351,7 +419,7 @@ def cross_entropy_rows(const floating[:, ::1] x, const int64_t[::1] target,
     then partly written).
     """
     cdef Py_ssize_t n_rows = x.shape[0], n = x.shape[1]
-    cdef Py_ssize_t t, r0, k, rows_per_task, n_tasks, j, bad = 0
+    cdef Py_ssize_t t, r0, k, rows_per_task, n_tasks, j, group, n_groups, bad = 0
     cdef double *pws = NULL
     cdef double *partial
     cdef const floating *px
@@ -397,6 +465,11 @@ def cross_entropy_rows(const floating[:, ::1] x, const int64_t[::1] target,
     # tasks of a fixed number of rows, whatever the thread count
     rows_per_task = max(BLOCK // n, 1)
     n_tasks = (n_rows + rows_per_task - 1) // rows_per_task
+    # long rows: groups of whole tasks, for the vector log (_ce_group_long)
+    group = _tasks_per_log_group(rows_per_task)
+    n_groups = (n_tasks + group - 1) // group
+    _require(blocked or group * rows_per_task <= LOG_GROUP_MAX,
+             "cross_entropy_rows: a group of long rows exceeds LOG_GROUP_MAX")
     if blocked:
         pws = _workspace(n_threads, CE_WORKSPACE)
     partial = <double *>malloc(n_tasks * sizeof(double))
@@ -404,21 +477,26 @@ def cross_entropy_rows(const floating[:, ::1] x, const int64_t[::1] target,
         _release(pws, n_threads, CE_WORKSPACE)
         raise MemoryError("softmax_core: cannot allocate the kernel's partial sums")
     with nogil:
-        for t in prange(n_tasks, schedule="static", num_threads=n_threads,
-                        use_threads_if=parallel):
-            r0 = t * rows_per_task
-            k = min(rows_per_task, n_rows - r0)
-            partial[t] = 0.0
-            if _bad_targets(py + r0, k, n, ignore_index):
-                bad += 1
-            elif not blocked:
-                partial[t] = _ce_rows_long(px, pg, pl, py, psw, r0, k, n, n_rows, &p)
-            elif transposed:
-                partial[t] = _ce_rows_transposed(px, pg, pl, py, psw, r0, k, n, &p,
-                                                 pws + threadid() * CE_WORKSPACE)
-            else:
-                partial[t] = _ce_rows_short(px, pg, pl, py, psw, r0, k, n, &p,
-                                            pws + threadid() * CE_WORKSPACE)
+        if not blocked:
+            for t in prange(n_groups, schedule="static", num_threads=n_threads,
+                            use_threads_if=parallel):
+                bad += _ce_group_long(px, pg, pl, py, psw, t * group,
+                                      min((t + 1) * group, n_tasks), rows_per_task, n,
+                                      n_rows, &p, partial)
+        else:
+            for t in prange(n_tasks, schedule="static", num_threads=n_threads,
+                            use_threads_if=parallel):
+                r0 = t * rows_per_task
+                k = min(rows_per_task, n_rows - r0)
+                partial[t] = 0.0
+                if _bad_targets(py + r0, k, n, ignore_index):
+                    bad += 1
+                elif transposed:
+                    partial[t] = _ce_rows_transposed(px, pg, pl, py, psw, r0, k, n, &p,
+                                                     pws + threadid() * CE_WORKSPACE)
+                else:
+                    partial[t] = _ce_rows_short(px, pg, pl, py, psw, r0, k, n, &p,
+                                                pws + threadid() * CE_WORKSPACE)
         total = _ordered_sum(partial, n_tasks)
     _release(pws, n_threads, CE_WORKSPACE)
     free(partial)

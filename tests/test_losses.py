@@ -558,3 +558,76 @@ def test_other_namespaces_keep_0d_arrays(backend):
                        cross_entropy_with_grad(xx, yy, reduction=reduction)[0]):
             assert namespace_of(result) == namespace_of(xx) == backend
             assert result.shape == ()
+
+
+# ------------------------------------------------ the common call's fast path
+def _general(x, y, ignore_index, reduction, label_smoothing, want_grad):
+    """The general NumPy path (checks, LossInputs, kernel) for the same call."""
+    from softmax_core import _losses
+    from softmax_core._namespace import NUMPY
+
+    inputs = _losses._inputs(np, NUMPY, x, y, None, None, ignore_index, reduction,
+                             label_smoothing)
+    loss, grad = _losses._cross_entropy(inputs, want_grad)
+    return _losses._numpy_scalar(inputs, loss), grad
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(1, 1), (7, 5), (40, 100), (33, 1000)])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("label_smoothing", [0.0, 0.25, 1])
+@pytest.mark.parametrize("ignore_index", [-100, 0, 2])
+def test_common_call_fast_path_is_the_general_path(dtype, shape, reduction, label_smoothing,
+                                                   ignore_index):
+    # plain (N, C) NumPy calls skip the general checks (_losses_numpy.common_call):
+    # same values, bits, types and dtypes, ignored targets and huge logits included
+    from softmax_core import _losses_numpy
+
+    rng = np.random.default_rng(sum(shape))
+    for scale in (3.0, 1e37):
+        x = (rng.standard_normal(shape) * scale).astype(dtype)
+        y = rng.integers(0, shape[1], shape[0])
+        if ignore_index == 2:
+            y[:] = min(2, shape[1] - 1)  # every row ignored once C > 2: a NaN mean
+        for want_grad in (False, True):
+            fast = _losses_numpy.common_call(x, y, ignore_index, reduction, label_smoothing,
+                                             want_grad)
+            assert fast is not None
+            ref = _general(x, y, ignore_index, reduction, label_smoothing, want_grad)
+            assert type(fast[0]) is type(ref[0])
+            assert np.asarray(fast[0]).dtype == np.asarray(ref[0]).dtype
+            np.testing.assert_array_equal(fast[0], ref[0])
+            if want_grad:
+                assert fast[1].dtype == ref[1].dtype
+                np.testing.assert_array_equal(fast[1], ref[1])
+            else:
+                assert fast[1] is None and ref[1] is None
+
+
+@pytest.mark.parametrize("case", [
+    "int32 target", "bad target", "ignored target", "float16", "fortran", "strided",
+    "empty", "3-d", "list", "bool ignore_index", "numpy ignore_index", "bad reduction",
+    "bool smoothing", "smoothing > 1", "numpy smoothing"])
+def test_common_call_leaves_other_calls_to_the_general_path(case):
+    from softmax_core import _losses_numpy
+
+    x = np.zeros((4, 3), np.float32)
+    y = np.array([0, 1, 2, 0])
+    args = dict(ignore_index=-100, reduction="mean", label_smoothing=0.0)
+    x, y = {"int32 target": (x, y.astype(np.int32)),
+            "bad target": (x, np.array([0, 1, 3, 0])),
+            "ignored target": (x, np.array([0, -100, 1, 2])),
+            "float16": (x.astype(np.float16), y),
+            "fortran": (np.asfortranarray(np.zeros((3, 4), np.float32).T), y),
+            "strided": (x[:, :2], y),
+            "empty": (x[:0], y[:0]),
+            "3-d": (x.reshape(2, 2, 3), y.reshape(2, 2)),
+            "list": (x.tolist(), y)}.get(case, (x, y))
+    args.update({"bool ignore_index": dict(ignore_index=True),
+                 "numpy ignore_index": dict(ignore_index=np.int64(-100)),
+                 "bad reduction": dict(reduction="avg"),
+                 "bool smoothing": dict(label_smoothing=True),
+                 "smoothing > 1": dict(label_smoothing=1.5),
+                 "numpy smoothing": dict(label_smoothing=np.float64(0.1))}.get(case, {}))
+    assert _losses_numpy.common_call(x, y, args["ignore_index"], args["reduction"],
+                                     args["label_smoothing"], True) is None
