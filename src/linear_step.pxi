@@ -94,15 +94,20 @@ cdef double _lin_task(const floating *px, const floating *pw, const floating *pb
     cdef bint blocked = _blocked_rows(C, floating is float)
     cdef bint transposed = blocked and _transposed_block(C, floating is float)
     cdef double total = 0.0
+    cdef double part
     if _out_of_range(py + r0, n_rows, C):
         bad[0] = True
         return 0.0
     _lin_forward(px + r0 * K, n_rows, K, pw, C, pb, pz + r0 * C)
+    if not blocked:  # long rows: one group (_ce_group_long) of up to LOG_GROUP_MAX rows
+        ce_rows = min(ce_rows, <Py_ssize_t>LOG_GROUP_MAX)
     s0 = r0
     while s0 < r0 + n_rows:
         k = min(ce_rows, r0 + n_rows - s0)
         if not blocked:
-            total += _ce_rows_long(pz, pg, NULL, py, psw, s0, k, C, M, p)
+            _ce_group_long(pz + s0 * C, NULL if pg == NULL else pg + s0 * C, NULL, py + s0,
+                           NULL if psw == NULL else psw + s0, 0, 1, k, C, k, p, &part)
+            total += part
         elif transposed:
             total += _ce_rows_transposed(pz, pg, NULL, py, psw, s0, k, C, p, ws)
         else:
