@@ -64,8 +64,8 @@ def _close(got, want, dtype, floor=1e-30):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("C", [1, 2, 3, 4, 5, 7, 8, 9, 10, 15, 16, 17, 31, 33, 64, 65, 100, 128, 129,
-                               200])
+@pytest.mark.parametrize("C", [1, 2, 3, 4, 5, 7, 8, 9, 10, 15, 16, 17, 31, 33, 64, 65, 100, 128,
+                               129, 200])
 def test_matches_float64_oracle_over_class_counts(mod, dtype, C):
     rng = np.random.default_rng(C)
     X, W, b, y = _data(rng, 77, 29, C, dtype, scale=3.0)
