@@ -96,9 +96,13 @@ class ArrayOps:
                                           label_smoothing=label_smoothing)
         return loss, G * grad_scale
 
-    def loss_and_grads(self, Xb, W, b, yb, wb, label_smoothing, grad_scale):
+    def loss_and_grads(self, Xb, W, b, yb, wb, label_smoothing, grad_scale, rows=None):
         """Summed loss of the linear model on a batch, and ``grad_scale`` times its
-        gradients ``(grad_W, grad_b)`` (``grad_b`` None where ``b`` is None)."""
+        gradients ``(grad_W, grad_b)`` (``grad_b`` None where ``b`` is None).
+
+        The batch is ``Xb``, or ``Xb[rows]`` where ``rows`` (row indices) is given."""
+        if rows is not None:
+            Xb = Xb[rows] if sp.issparse(Xb) else self.xp.take(Xb, rows, axis=0)
         Z = self.forward(Xb, W, b)
         loss, G = self.loss_and_grad(Z, yb, wb, label_smoothing, grad_scale)
         return loss, self.backward(Xb, G), None if b is None else self.column_sums(G)
@@ -168,22 +172,22 @@ class NumpyOps(ArrayOps):
             n_threads_for(Z.size))
         return loss, G
 
-    def loss_and_grads(self, Xb, W, b, yb, wb, label_smoothing, grad_scale):
+    def loss_and_grads(self, Xb, W, b, yb, wb, label_smoothing, grad_scale, rows=None):
         # dense C-contiguous batches of up to FUSED_MAX_CLASSES classes: the
         # fused kernel (src/linear_step.pxi) in place of two BLAS products and
-        # the loss kernel
+        # the loss kernel; it reads the rows `rows` of Xb in place
         if not fused_eligible(Xb, W):
-            return super().loss_and_grads(Xb, W, b, yb, wb, label_smoothing, grad_scale)
-        m, c = Xb.shape[0], W.shape[1]
+            return super().loss_and_grads(Xb, W, b, yb, wb, label_smoothing, grad_scale, rows)
+        m, c = (Xb.shape[0] if rows is None else rows.shape[0]), W.shape[1]
         Z = self._buffer("Z", (m, c), W.dtype)
         G = self._buffer("G", (m, c), W.dtype)
         grad_W = self._buffer("grad", W.shape, W.dtype)
         grad_b = None if b is None else self._buffer("grad_b", (1, c), W.dtype)[0]
         if wb is not None:
             wb = np.ascontiguousarray(wb, dtype=np.float64)
-        loss = kernels.linear_cross_entropy(Xb, W, b, yb, wb, label_smoothing, grad_scale,
-                                            Z, G, grad_W, grad_b,
-                                            n_threads_for(2 * Xb.size * c, PARALLEL_MIN_MACS))
+        loss = kernels.linear_cross_entropy(
+            Xb, W, b, yb, wb, label_smoothing, grad_scale, Z, G, grad_W, grad_b,
+            n_threads_for(2 * m * Xb.shape[1] * c, PARALLEL_MIN_MACS), rows=rows)
         return loss, grad_W, grad_b
 
     def _ones(self, n, dtype):
@@ -273,11 +277,12 @@ def _soft_threshold(xp, W, threshold):
     return xp.where(shrunk > 0, xp.sign(W) * shrunk, xp.zeros_like(W))
 
 
-def batch_step(ops, state, cfg, pre, Xb, yb, wb, lr):
-    """One SGD step on a batch; returns the batch's summed (weighted) loss."""
+def batch_step(ops, state, cfg, pre, Xb, yb, wb, lr, rows=None):
+    """One SGD step on the batch ``Xb`` (or ``Xb[rows]``); returns its summed (weighted) loss."""
+    m = Xb.shape[0] if rows is None else rows.shape[0]
     loss, grad_W, grad_b = ops.loss_and_grads(Xb, state.W,
                                               state.b if cfg.fit_intercept else None, yb, wb,
-                                              cfg.label_smoothing, 1.0 / Xb.shape[0])
+                                              cfg.label_smoothing, 1.0 / m, rows)
     l2 = cfg.alpha * (1.0 - cfg.l1_ratio)
     if l2 > 0:
         grad_W = ops.axpy(l2, state.W, grad_W)

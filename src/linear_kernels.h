@@ -20,7 +20,8 @@
  * replace, in a fixed order: over k in order (forward), over the rows in
  * order (backward), for every thread count and every block split.  The
  * caller (linear_step.pxi) adds the per-task partial gradients in task
- * order.  The builds without AVX2 run the same loops in scalar C, which the
+ * order.  The rows may be gathered: row r of a batch is X + rows[r] * K, so
+ * a shuffled epoch reads its batches from X itself, without a permuted copy.  The builds without AVX2 run the same loops in scalar C, which the
  * compiler may vectorize.  Nothing here checks its arguments or reads past
  * them: rows have length K (X) and C (Z, G, gW), b and gb may be NULL.
  */
@@ -28,6 +29,7 @@
 #define SOFTMAX_CORE_LINEAR_KERNELS_H
 
 #include <Python.h> /* Py_ssize_t */
+#include <stdint.h>
 
 #define SC_LIN_ROWS 8
 
@@ -92,7 +94,7 @@ static inline __m256i sc_lin_mask64(Py_ssize_t rem)
    unroll and the accumulators stay in registers. */
 #define SC_LIN_CHUNKS(T, SFX)                                                   \
 static inline __attribute__((always_inline)) void                              \
-sc_lin_fwd_chunk_##SFX(const T *X, Py_ssize_t K, const T *W, Py_ssize_t C,     \
+sc_lin_fwd_chunk_##SFX(const T *const *xr, Py_ssize_t K, const T *W, Py_ssize_t C,\
                        const T *b, T *Z, Py_ssize_t j, Py_ssize_t rem,         \
                        const int nr, const int masked)                         \
 {                                                                              \
@@ -106,7 +108,7 @@ sc_lin_fwd_chunk_##SFX(const T *X, Py_ssize_t K, const T *W, Py_ssize_t C,     \
         w = masked ? sc_lin_ldt_##SFX(W + k * C + j, rem)                      \
                    : sc_lin_ld_##SFX(W + k * C + j);                           \
         for (int r = 0; r < nr; r++)                                           \
-            acc[r] = sc_lin_fma_##SFX(sc_lin_set1_##SFX(X[r * K + k]), w,      \
+            acc[r] = sc_lin_fma_##SFX(sc_lin_set1_##SFX(xr[r][k]), w,          \
                                       acc[r]);                                 \
     }                                                                          \
     for (int r = 0; r < nr; r++) {                                             \
@@ -117,7 +119,7 @@ sc_lin_fwd_chunk_##SFX(const T *X, Py_ssize_t K, const T *W, Py_ssize_t C,     \
     }                                                                          \
 }                                                                              \
 static inline __attribute__((always_inline)) void                              \
-sc_lin_bwd_chunk_##SFX(const T *X, Py_ssize_t K, const T *G, Py_ssize_t C,     \
+sc_lin_bwd_chunk_##SFX(const T *const *xr, Py_ssize_t K, const T *G, Py_ssize_t C,\
                        T *gW, Py_ssize_t ldg, T *gb, Py_ssize_t j,             \
                        Py_ssize_t rem, const int nr, const int masked)         \
 {                                                                              \
@@ -137,29 +139,29 @@ sc_lin_bwd_chunk_##SFX(const T *X, Py_ssize_t K, const T *G, Py_ssize_t C,     \
         T *dst = gW + k * ldg + j;                                             \
         a = sc_lin_ld_##SFX(dst);                                              \
         for (int r = 0; r < nr; r++)                                           \
-            a = sc_lin_fma_##SFX(sc_lin_set1_##SFX(X[r * K + k]), g[r], a);    \
+            a = sc_lin_fma_##SFX(sc_lin_set1_##SFX(xr[r][k]), g[r], a);        \
         sc_lin_st_##SFX(dst, a);                                               \
     }                                                                          \
 }                                                                              \
 static inline __attribute__((always_inline)) void                              \
-sc_lin_fwd_rows_##SFX(const T *X, Py_ssize_t K, const T *W, Py_ssize_t C,      \
-                      const T *b, T *Z, const int nr)                          \
+sc_lin_fwd_rows_##SFX(const T *const *xr, Py_ssize_t K, const T *W,            \
+                      Py_ssize_t C, const T *b, T *Z, const int nr)            \
 {                                                                              \
     Py_ssize_t j = 0;                                                          \
     for (; j + SC_LIN_VW_##SFX <= C; j += SC_LIN_VW_##SFX)                     \
-        sc_lin_fwd_chunk_##SFX(X, K, W, C, b, Z, j, 0, nr, 0);                 \
+        sc_lin_fwd_chunk_##SFX(xr, K, W, C, b, Z, j, 0, nr, 0);                \
     if (j < C)                                                                 \
-        sc_lin_fwd_chunk_##SFX(X, K, W, C, b, Z, j, C - j, nr, 1);             \
+        sc_lin_fwd_chunk_##SFX(xr, K, W, C, b, Z, j, C - j, nr, 1);            \
 }                                                                              \
 static inline __attribute__((always_inline)) void                              \
-sc_lin_bwd_rows_##SFX(const T *X, Py_ssize_t K, const T *G, Py_ssize_t C,      \
-                      T *gW, Py_ssize_t ldg, T *gb, const int nr)              \
+sc_lin_bwd_rows_##SFX(const T *const *xr, Py_ssize_t K, const T *G,            \
+                      Py_ssize_t C, T *gW, Py_ssize_t ldg, T *gb, const int nr)\
 {                                                                              \
     Py_ssize_t j = 0;                                                          \
     for (; j + SC_LIN_VW_##SFX <= C; j += SC_LIN_VW_##SFX)                     \
-        sc_lin_bwd_chunk_##SFX(X, K, G, C, gW, ldg, gb, j, 0, nr, 0);          \
+        sc_lin_bwd_chunk_##SFX(xr, K, G, C, gW, ldg, gb, j, 0, nr, 0);         \
     if (j < C)                                                                 \
-        sc_lin_bwd_chunk_##SFX(X, K, G, C, gW, ldg, gb, j, C - j, nr, 1);      \
+        sc_lin_bwd_chunk_##SFX(xr, K, G, C, gW, ldg, gb, j, C - j, nr, 1);     \
 }
 
 #else /* no AVX2: scalar loops in the same order */
@@ -167,25 +169,25 @@ sc_lin_bwd_rows_##SFX(const T *X, Py_ssize_t K, const T *G, Py_ssize_t C,      \
 #define SC_LIN_VW_d 1
 
 #define SC_LIN_CHUNKS(T, SFX)                                                   \
-static inline void sc_lin_fwd_rows_##SFX(const T *X, Py_ssize_t K, const T *W, \
-                                         Py_ssize_t C, const T *b, T *Z,       \
-                                         const int nr)                         \
+static inline void sc_lin_fwd_rows_##SFX(const T *const *xr, Py_ssize_t K,     \
+                                         const T *W, Py_ssize_t C, const T *b, \
+                                         T *Z, const int nr)                   \
 {                                                                              \
     for (int r = 0; r < nr; r++) {                                             \
         T *z = Z + r * C;                                                      \
         for (Py_ssize_t j = 0; j < C; j++)                                     \
             z[j] = b != NULL ? b[j] : (T)0;                                    \
         for (Py_ssize_t k = 0; k < K; k++) {                                   \
-            T x = X[r * K + k];                                                \
+            T x = xr[r][k];                                                    \
             const T *w = W + k * C;                                            \
             for (Py_ssize_t j = 0; j < C; j++)                                 \
                 z[j] += x * w[j];                                              \
         }                                                                      \
     }                                                                          \
 }                                                                              \
-static inline void sc_lin_bwd_rows_##SFX(const T *X, Py_ssize_t K, const T *G, \
-                                         Py_ssize_t C, T *gW, Py_ssize_t ldg,  \
-                                         T *gb, const int nr)                  \
+static inline void sc_lin_bwd_rows_##SFX(const T *const *xr, Py_ssize_t K,     \
+                                         const T *G, Py_ssize_t C, T *gW,      \
+                                         Py_ssize_t ldg, T *gb, const int nr)  \
 {                                                                              \
     if (gb != NULL)                                                            \
         for (int r = 0; r < nr; r++)                                           \
@@ -194,7 +196,7 @@ static inline void sc_lin_bwd_rows_##SFX(const T *X, Py_ssize_t K, const T *G, \
     for (Py_ssize_t k = 0; k < K; k++) {                                       \
         T *dst = gW + k * ldg;                                                 \
         for (int r = 0; r < nr; r++) {                                         \
-            T x = X[r * K + k];                                                \
+            T x = xr[r][k];                                                    \
             const T *g = G + r * C;                                            \
             for (Py_ssize_t j = 0; j < C; j++)                                 \
                 dst[j] += x * g[j];                                            \
@@ -203,30 +205,47 @@ static inline void sc_lin_bwd_rows_##SFX(const T *X, Py_ssize_t K, const T *G, \
 }
 #endif
 
-/* The entry points: n_rows consecutive rows (Z: forward, overwritten; gW and
-   gb: backward, added to), in blocks of SC_LIN_ROWS rows then one row at a
-   time. */
+/* The entry points: n_rows rows of X (row r is X + rows[r] * K, or X + r * K
+   where rows is NULL), forward into Z (overwritten) or backward into gW and
+   gb (added to), in blocks of SC_LIN_ROWS rows then one row at a time. */
 #define SC_LIN_KERNELS(T, SFX)                                                  \
 SC_LIN_CHUNKS(T, SFX)                                                          \
-static void sc_lin_forward_##SFX(const T *X, Py_ssize_t n_rows, Py_ssize_t K,  \
-                                 const T *W, Py_ssize_t C, const T *b, T *Z)   \
+static inline void sc_lin_row_ptrs_##SFX(const T *X, const int64_t *rows,      \
+                                         Py_ssize_t r, Py_ssize_t K, int nr,   \
+                                         const T **xr)                         \
 {                                                                              \
-    Py_ssize_t r = 0;                                                          \
-    for (; r + SC_LIN_ROWS <= n_rows; r += SC_LIN_ROWS)                        \
-        sc_lin_fwd_rows_##SFX(X + r * K, K, W, C, b, Z + r * C, SC_LIN_ROWS);  \
-    for (; r < n_rows; r++)                                                    \
-        sc_lin_fwd_rows_##SFX(X + r * K, K, W, C, b, Z + r * C, 1);            \
+    for (int i = 0; i < nr; i++)                                               \
+        xr[i] = X + (rows != NULL ? (Py_ssize_t)rows[r + i] : r + i) * K;      \
 }                                                                              \
-static void sc_lin_backward_##SFX(const T *X, Py_ssize_t n_rows, Py_ssize_t K, \
-                                  const T *G, Py_ssize_t C, T *gW,             \
-                                  Py_ssize_t ldg, T *gb)                       \
+static void sc_lin_forward_##SFX(const T *X, const int64_t *rows,              \
+                                 Py_ssize_t n_rows, Py_ssize_t K, const T *W,  \
+                                 Py_ssize_t C, const T *b, T *Z)               \
 {                                                                              \
+    const T *xr[SC_LIN_ROWS];                                                  \
     Py_ssize_t r = 0;                                                          \
-    for (; r + SC_LIN_ROWS <= n_rows; r += SC_LIN_ROWS)                        \
-        sc_lin_bwd_rows_##SFX(X + r * K, K, G + r * C, C, gW, ldg, gb,         \
-                              SC_LIN_ROWS);                                    \
-    for (; r < n_rows; r++)                                                    \
-        sc_lin_bwd_rows_##SFX(X + r * K, K, G + r * C, C, gW, ldg, gb, 1);     \
+    for (; r + SC_LIN_ROWS <= n_rows; r += SC_LIN_ROWS) {                      \
+        sc_lin_row_ptrs_##SFX(X, rows, r, K, SC_LIN_ROWS, xr);                 \
+        sc_lin_fwd_rows_##SFX(xr, K, W, C, b, Z + r * C, SC_LIN_ROWS);         \
+    }                                                                          \
+    for (; r < n_rows; r++) {                                                  \
+        sc_lin_row_ptrs_##SFX(X, rows, r, K, 1, xr);                           \
+        sc_lin_fwd_rows_##SFX(xr, K, W, C, b, Z + r * C, 1);                   \
+    }                                                                          \
+}                                                                              \
+static void sc_lin_backward_##SFX(const T *X, const int64_t *rows,             \
+                                  Py_ssize_t n_rows, Py_ssize_t K, const T *G, \
+                                  Py_ssize_t C, T *gW, Py_ssize_t ldg, T *gb)  \
+{                                                                              \
+    const T *xr[SC_LIN_ROWS];                                                  \
+    Py_ssize_t r = 0;                                                          \
+    for (; r + SC_LIN_ROWS <= n_rows; r += SC_LIN_ROWS) {                      \
+        sc_lin_row_ptrs_##SFX(X, rows, r, K, SC_LIN_ROWS, xr);                 \
+        sc_lin_bwd_rows_##SFX(xr, K, G + r * C, C, gW, ldg, gb, SC_LIN_ROWS);  \
+    }                                                                          \
+    for (; r < n_rows; r++) {                                                  \
+        sc_lin_row_ptrs_##SFX(X, rows, r, K, 1, xr);                           \
+        sc_lin_bwd_rows_##SFX(xr, K, G + r * C, C, gW, ldg, gb, 1);            \
+    }                                                                          \
 }                                                                              \
 /* the row length of a padded gradient (gW, gb) for C classes */               \
 static inline Py_ssize_t sc_lin_padded_##SFX(Py_ssize_t C)                     \

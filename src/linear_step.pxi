@@ -26,14 +26,18 @@
 from libc.string cimport memset
 
 cdef extern from "linear_kernels.h" nogil:
-    void sc_lin_forward_f(const float *X, Py_ssize_t n_rows, Py_ssize_t K, const float *W,
-                          Py_ssize_t C, const float *b, float *Z) noexcept
-    void sc_lin_forward_d(const double *X, Py_ssize_t n_rows, Py_ssize_t K, const double *W,
-                          Py_ssize_t C, const double *b, double *Z) noexcept
-    void sc_lin_backward_f(const float *X, Py_ssize_t n_rows, Py_ssize_t K, const float *G,
-                           Py_ssize_t C, float *gW, Py_ssize_t ldg, float *gb) noexcept
-    void sc_lin_backward_d(const double *X, Py_ssize_t n_rows, Py_ssize_t K, const double *G,
-                           Py_ssize_t C, double *gW, Py_ssize_t ldg, double *gb) noexcept
+    void sc_lin_forward_f(const float *X, const int64_t *rows, Py_ssize_t n_rows,
+                          Py_ssize_t K, const float *W, Py_ssize_t C, const float *b,
+                          float *Z) noexcept
+    void sc_lin_forward_d(const double *X, const int64_t *rows, Py_ssize_t n_rows,
+                          Py_ssize_t K, const double *W, Py_ssize_t C, const double *b,
+                          double *Z) noexcept
+    void sc_lin_backward_f(const float *X, const int64_t *rows, Py_ssize_t n_rows,
+                           Py_ssize_t K, const float *G, Py_ssize_t C, float *gW,
+                           Py_ssize_t ldg, float *gb) noexcept
+    void sc_lin_backward_d(const double *X, const int64_t *rows, Py_ssize_t n_rows,
+                           Py_ssize_t K, const double *G, Py_ssize_t C, double *gW,
+                           Py_ssize_t ldg, double *gb) noexcept
     Py_ssize_t sc_lin_padded_f(Py_ssize_t C) noexcept
     Py_ssize_t sc_lin_padded_d(Py_ssize_t C) noexcept
 
@@ -43,22 +47,22 @@ cdef enum:
     REDUCE_ROWS = 64  # rows of grad_W per task of the final reduction
 
 
-cdef inline void _lin_forward(const floating *X, Py_ssize_t n_rows, Py_ssize_t K,
-                              const floating *W, Py_ssize_t C, const floating *b,
-                              floating *Z) noexcept nogil:
+cdef inline void _lin_forward(const floating *X, const int64_t *rows, Py_ssize_t n_rows,
+                              Py_ssize_t K, const floating *W, Py_ssize_t C,
+                              const floating *b, floating *Z) noexcept nogil:
     if floating is float:
-        sc_lin_forward_f(X, n_rows, K, W, C, b, Z)
+        sc_lin_forward_f(X, rows, n_rows, K, W, C, b, Z)
     else:
-        sc_lin_forward_d(X, n_rows, K, W, C, b, Z)
+        sc_lin_forward_d(X, rows, n_rows, K, W, C, b, Z)
 
 
-cdef inline void _lin_backward(const floating *X, Py_ssize_t n_rows, Py_ssize_t K,
-                               const floating *G, Py_ssize_t C, floating *gW, Py_ssize_t ldg,
-                               floating *gb) noexcept nogil:
+cdef inline void _lin_backward(const floating *X, const int64_t *rows, Py_ssize_t n_rows,
+                               Py_ssize_t K, const floating *G, Py_ssize_t C, floating *gW,
+                               Py_ssize_t ldg, floating *gb) noexcept nogil:
     if floating is float:
-        sc_lin_backward_f(X, n_rows, K, G, C, gW, ldg, gb)
+        sc_lin_backward_f(X, rows, n_rows, K, G, C, gW, ldg, gb)
     else:
-        sc_lin_backward_d(X, n_rows, K, G, C, gW, ldg, gb)
+        sc_lin_backward_d(X, rows, n_rows, K, G, C, gW, ldg, gb)
 
 
 cdef inline void _add_partials(floating *dst, const floating *src, Py_ssize_t n_parts,
@@ -81,24 +85,34 @@ cdef inline Py_ssize_t _out_of_range(const int64_t *y, Py_ssize_t n_rows,
     return bad
 
 
-cdef double _lin_task(const floating *px, const floating *pw, const floating *pb,
+cdef double _lin_task(const floating *px, const int64_t *prows, Py_ssize_t N,
+                      const floating *pw, const floating *pb,
                       const int64_t *py, const double *psw, floating *pz, floating *pg,
                       floating *gW, Py_ssize_t ldg, floating *gb, Py_ssize_t r0,
                       Py_ssize_t n_rows, Py_ssize_t M, Py_ssize_t K, Py_ssize_t C,
                       const _CEParams *p,
                       double *ws, bint *bad) noexcept nogil:
-    # rows r0 .. r0 + n_rows - 1: logits into pz, loss gradient into pg, and
-    # X.T @ G (and the column sums of G) added to gW (gb), padded to rows of
-    # ldg; returns the rows' summed loss, added in row order
+    # batch rows r0 .. r0 + n_rows - 1 (rows prows[r] of the N rows of X, or
+    # rows r of X where prows is NULL): logits into pz, loss gradient into pg,
+    # and X.T @ G (and the column sums of G) added to gW (gb), padded to rows
+    # of ldg; returns the rows' summed loss, added in row order
     cdef Py_ssize_t s0, k, ce_rows = max(BLOCK // C, 1)
     cdef bint blocked = _blocked_rows(C, floating is float)
     cdef bint transposed = blocked and _transposed_block(C, floating is float)
     cdef double total = 0.0
     cdef double part
+    cdef const floating *x0 = px + r0 * K
+    cdef const int64_t *rows = NULL
+    if prows != NULL:
+        x0 = px
+        rows = prows + r0
+        if _out_of_range(rows, n_rows, N):
+            bad[0] = True
+            return 0.0
     if _out_of_range(py + r0, n_rows, C):
         bad[0] = True
         return 0.0
-    _lin_forward(px + r0 * K, n_rows, K, pw, C, pb, pz + r0 * C)
+    _lin_forward(x0, rows, n_rows, K, pw, C, pb, pz + r0 * C)
     if not blocked:  # long rows: one group (_ce_group_long) of up to LOG_GROUP_MAX rows
         ce_rows = min(ce_rows, <Py_ssize_t>LOG_GROUP_MAX)
     s0 = r0
@@ -114,7 +128,7 @@ cdef double _lin_task(const floating *px, const floating *pw, const floating *pb
             total += _ce_rows_short(pz, pg, NULL, py, psw, s0, k, C, p, ws)
         s0 += k
     if pg != NULL:
-        _lin_backward(px + r0 * K, n_rows, K, pg + r0 * C, C, gW, ldg, gb)
+        _lin_backward(x0, rows, n_rows, K, pg + r0 * C, C, gW, ldg, gb)
     return total
 
 
@@ -122,10 +136,13 @@ def linear_cross_entropy(const floating[:, ::1] X, const floating[:, ::1] W,
                          const floating[::1] bias, const int64_t[::1] target,
                          const double[::1] sample_weight, double label_smoothing,
                          double grad_scale, floating[:, ::1] logits, floating[:, ::1] grad,
-                         floating[:, ::1] grad_W, floating[::1] grad_b, int n_threads):
+                         floating[:, ::1] grad_W, floating[::1] grad_b, int n_threads,
+                         const int64_t[::1] rows=None):
     """Cross-entropy of the linear model ``X @ W + bias`` on a batch, and its gradients.
 
-    X (M, K), W (K, C), bias (C,) or None, target (M,) int64 in [0, C),
+    X (M, K), or with `rows` (M,) int64 the batch ``X[rows]`` of X (N, K),
+    read in place (every index in [0, N), else ValueError; repeats allowed);
+    W (K, C), bias (C,) or None, target (M,) int64 in [0, C),
     sample_weight (M,) float64 or None.  Writes the logits into `logits`
     (M, C), ``grad_scale`` times the gradient of the loss with respect to
     them into `grad` (M, C), ``X.T @ grad`` into `grad_W` (K, C) and the
@@ -137,7 +154,9 @@ def linear_cross_entropy(const floating[:, ::1] X, const floating[:, ::1] W,
     (the outputs are then partly written).  The outputs must not overlap
     the inputs or each other.
     """
-    cdef Py_ssize_t M = X.shape[0], K = X.shape[1], C = W.shape[1]
+    cdef Py_ssize_t N = X.shape[0], K = X.shape[1], C = W.shape[1]
+    cdef Py_ssize_t M = N if rows is None else rows.shape[0]
+    cdef const int64_t *prows = NULL
     cdef Py_ssize_t n_tasks, rows_per_task, t, r0, k, i, j, n_reduce, part
     cdef Py_ssize_t per_task, ce_doubles, part_doubles, ldg
     cdef double *ws
@@ -156,7 +175,8 @@ def linear_cross_entropy(const floating[:, ::1] X, const floating[:, ::1] W,
     cdef bint parallel = n_threads > 1
     cdef double total
     cdef _CEParams p
-    _require(M > 0 and K > 0 and C > 0 and W.shape[0] == K and target.shape[0] == M
+    _require(M > 0 and N > 0 and K > 0 and C > 0 and W.shape[0] == K
+             and target.shape[0] == M
              and (bias is None or bias.shape[0] == C)
              and (sample_weight is None or sample_weight.shape[0] == M)
              and logits.shape[0] == M and logits.shape[1] == C
@@ -165,10 +185,13 @@ def linear_cross_entropy(const floating[:, ::1] X, const floating[:, ::1] W,
                       and grad_W is not None and grad_W.shape[0] == K
                       and grad_W.shape[1] == C
                       and (grad_b is None or grad_b.shape[0] == C))),
-             "linear_cross_entropy needs non-empty X (M, K), W (K, C), M targets, logits "
+             "linear_cross_entropy needs non-empty X (M, K) (or X (N, K) and rows (M,)), "
+             "W (K, C), M targets, logits "
              "(M, C), and bias (C,), sample_weight (M,) or None, and grad (M, C) with "
              "grad_W (K, C) and grad_b (C,) or None, or all three None")
     px = &X[0, 0]
+    if rows is not None:
+        prows = &rows[0]
     pz = &logits[0, 0]
     pg = NULL
     pgw = NULL
@@ -213,7 +236,8 @@ def linear_cross_entropy(const floating[:, ::1] X, const floating[:, ::1] W,
             k = min(rows_per_task, M - r0)
             gW_t = parts + t * part
             gb_t = NULL if pgb == NULL else gW_t + K * ldg
-            losses[t] = _lin_task(px, &W[0, 0], pb, &target[0], psw, pz, pg, gW_t, ldg, gb_t,
+            losses[t] = _lin_task(px, prows, N, &W[0, 0], pb, &target[0], psw, pz, pg, gW_t,
+                                  ldg, gb_t,
                                   r0, k, M, K, C, &p, ws + threadid() * CE_WORKSPACE, &bad)
         # the partials added in task order into grad_W, in parallel over its rows
         n_reduce = (K + REDUCE_ROWS - 1) // REDUCE_ROWS if pg != NULL else 0
@@ -228,6 +252,11 @@ def linear_cross_entropy(const floating[:, ::1] X, const floating[:, ::1] W,
         total = _ordered_sum(losses, n_tasks)
     _release(ws, 1, per_task)
     if bad:
+        if rows is not None:
+            for i in range(M):
+                if not 0 <= rows[i] < N:
+                    raise ValueError(f"softmax_core kernel: row index {rows[i]} at position {i} "
+                                     f"is out of bounds for X with {N} rows")
         for i in range(M):
             if not 0 <= target[i] < C:
                 raise ValueError(f"softmax_core kernel: target {target[i]} at row {i} is out "

@@ -168,17 +168,20 @@ def test_bad_shapes_and_types_raise(mod):
         _call(mod, X.astype(np.float64), W, b, y)
 
 
+@pytest.mark.parametrize("shuffle", [False, True])
 @pytest.mark.parametrize("sparse_like", [False, True])
-def test_estimator_dense_step_matches_blas_path(monkeypatch, sparse_like):
-    # the same fit (same shuffles, same steps) through the fused kernel and
-    # through the BLAS products agrees to float32 rounding
+def test_estimator_dense_step_matches_blas_path(monkeypatch, sparse_like, shuffle):
+    # the same fit (same batches, same steps) through the fused kernel, which
+    # reads the shuffled rows from X in place, and through the BLAS products
+    # on a permuted copy agrees to float32 rounding
     rng = np.random.default_rng(7)
     X = rng.standard_normal((3000, 40)).astype(np.float32)
     if sparse_like:
         X[rng.random(X.shape) < 0.8] = 0.0
     y = rng.integers(0, 7, 3000)
     sw = rng.random(3000) + 0.5
-    params = dict(max_iter=5, tol=None, random_state=0, label_smoothing=0.1, alpha=1e-3)
+    params = dict(max_iter=5, tol=None, random_state=0, label_smoothing=0.1, alpha=1e-3,
+                  shuffle=shuffle)
     fused = SoftmaxRegression(**params).fit(X, y, sample_weight=sw)
     monkeypatch.setattr(_sgd_steps, "FUSED_MAX_CLASSES", 0)
     blas = SoftmaxRegression(**params).fit(X, y, sample_weight=sw)
@@ -196,9 +199,10 @@ def test_estimator_uses_the_fused_kernel_for_dense_batches(monkeypatch):
         def __getattr__(self, name):
             return getattr(real, name)
 
-        def linear_cross_entropy(self, *args):
-            calls.append((args[0].shape, args[8] is not None))
-            return real.linear_cross_entropy(*args)
+        def linear_cross_entropy(self, *args, rows=None):
+            shape = args[0].shape if rows is None else (rows.shape[0], args[0].shape[1])
+            calls.append((shape, args[8] is not None))
+            return real.linear_cross_entropy(*args, rows=rows)
 
     monkeypatch.setattr(_sgd_steps, "kernels", Spy())
     rng = np.random.default_rng(8)
@@ -210,3 +214,83 @@ def test_estimator_uses_the_fused_kernel_for_dense_batches(monkeypatch):
     objectives = [shape for shape, with_grad in calls if not with_grad]
     assert steps == [(100, 6)] * 20
     assert objectives and set(objectives) == {(1000, 6)}
+
+
+def test_shuffled_epochs_read_every_row_once_in_place(monkeypatch):
+    # with shuffling, each epoch visits every row once, in blocks of the fit's
+    # permutation in a fresh order, passed to the kernel as indices into X
+    # itself (no permuted copy)
+    epochs = []
+    real = _sgd_steps.kernels
+
+    class Spy:
+        def __getattr__(self, name):
+            return getattr(real, name)
+
+        def linear_cross_entropy(self, X, *args, rows=None):
+            if args[7] is not None:  # a step, not the objective
+                assert rows is not None and X is data
+                epochs.append(rows.copy())
+            return real.linear_cross_entropy(X, *args, rows=rows)
+
+    monkeypatch.setattr(_sgd_steps, "kernels", Spy())
+    rng = np.random.default_rng(9)
+    data = rng.standard_normal((1000, 6))
+    y = np.argmax(data[:, :3], axis=1)
+    SoftmaxRegression(max_iter=3, tol=None, batch_size=100, random_state=0).fit(data, y)
+    assert len(epochs) == 30
+    perms = [np.concatenate(epochs[i:i + 10]) for i in range(0, 30, 10)]
+    for perm in perms:
+        np.testing.assert_array_equal(np.sort(perm), np.arange(1000))
+    assert not np.array_equal(perms[0], perms[1])  # the blocks in a fresh order
+
+
+def test_shuffled_fit_does_not_copy_X():
+    import tracemalloc
+
+    rng = np.random.default_rng(10)
+    X = rng.standard_normal((40000, 50)).astype(np.float32)
+    y = np.argmax(X[:, :4], axis=1)
+    # a fixed step and no preconditioner: their set-up passes over X take
+    # temporaries of their own (chunks of rows)
+    model = SoftmaxRegression(max_iter=2, tol=None, random_state=0, learning_rate=0.1,
+                              precondition=False)
+    tracemalloc.start()
+    try:
+        model.fit(X, y)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < X.nbytes / 2
+    assert model.score(X, y) > 0.8
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("C", [3, 10, 17, 200])
+def test_rows_read_in_place_equal_the_gathered_batch(mod, dtype, C):
+    rng = np.random.default_rng(C + 11)
+    X, W, b, y_all = _data(rng, 500, 23, C, dtype)
+    rows = rng.integers(0, 500, 300)  # a batch of 300, with repeated rows
+    y, sw = y_all[rows], rng.random(300)
+    ref_loss, ref = _call(mod, X[rows], W, b, y, sw, eps=0.1, scale=0.5, n_threads=1)
+    M = rows.shape[0]
+    out = dict(logits=np.empty((M, C), dtype), grad=np.empty((M, C), dtype),
+               grad_W=np.empty(W.shape, dtype), grad_b=np.empty(C, dtype))
+    loss = mod.linear_cross_entropy(X, W, b, y, sw, 0.1, 0.5, out["logits"], out["grad"],
+                                    out["grad_W"], out["grad_b"], 3, rows=rows)
+    assert loss == ref_loss
+    for name in ref:
+        np.testing.assert_array_equal(out[name], ref[name])
+
+
+@pytest.mark.parametrize("bad", [-1, 500, 2**40])
+def test_out_of_range_row_index_raises(mod, bad):
+    rng = np.random.default_rng(12)
+    X, W, b, y = _data(rng, 500, 4, 3, np.float32)
+    rows = rng.integers(0, 500, 200)
+    rows[123] = bad
+    Z, G = np.empty((200, 3), np.float32), np.empty((200, 3), np.float32)
+    with pytest.raises(ValueError, match=f"row index {bad} at position 123 is out of bounds "
+                                         "for X with 500 rows"):
+        mod.linear_cross_entropy(X, W, b, y[:200], None, 0.0, 1.0, Z, G, np.empty_like(W),
+                                 None, 2, rows=rows)
