@@ -9,8 +9,10 @@ loss and gradients on a batch of a (60000, K) array, two ways, interleaved:
   logits, the cross-entropy and both gradients in one call);
 * ``blas``: what the dense step did before it (and still does above
   ``FUSED_MAX_CLASSES`` classes): ``np.matmul(Xb, W)`` plus the bias, the
-  fused cross-entropy kernel, ``np.matmul(Xb.T, G)`` and ``ones @ G``, with
-  OpenBLAS limited to the same thread count.
+  fused cross-entropy kernel (on one thread below 2^15 logits, as the
+  estimator called it: OpenBLAS's spinning threads and two OpenMP threads
+  on two cores made every product wait for a time slice), ``np.matmul(Xb.T,
+  G)`` and ``ones @ G``, with OpenBLAS limited to the same thread count.
 
 Each repeat is one pass over the 60000 rows in batches, so the batches come
 from memory as in a fit; times are the best of ``--rounds`` interleaved
@@ -28,6 +30,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from softmax_core._native import KERNEL_TARGET, kernels
+from softmax_core._threads import n_threads_for
 
 N_ROWS = 60_000
 
@@ -53,6 +56,8 @@ def _epochs(M, K, C, dtype, n_threads, seed=0):
     Z, G = np.empty((M, C), dtype), np.empty((M, C), dtype)
     gW, gb, ones = np.empty((K, C), dtype), np.empty(C, dtype), np.ones(M, dtype)
     starts = range(0, N_ROWS - M + 1, M)
+    # as the estimator called it: (M, C) logits below 2^15 entries on one thread
+    ce_threads = min(n_threads, n_threads_for(M * C))
 
     def fused():
         for s in starts:
@@ -64,7 +69,7 @@ def _epochs(M, K, C, dtype, n_threads, seed=0):
             Xb = X[s:s + M]
             np.add(np.matmul(Xb, W, out=Z), b, out=Z)
             kernels.cross_entropy_rows(Z, y[s:s + M], None, None, 0.0, -100, 1.0 / M, G, None,
-                                       n_threads)
+                                       ce_threads)
             np.matmul(Xb.T, G, out=gW)
             np.matmul(ones, G, out=gb)
 

@@ -345,7 +345,8 @@ def _pooled_moments(parts, d):
 # blocks computed ahead of the one that trains: several keep both workers of a small
 # cluster reading while the driver trains (benchmarks/README.md, bench_dask.py:
 # the stream of 3.2 GB took 17.8 s per pass with one block in flight, 8.5 s with two,
-# 7.1 s with three; the fit 11.6-12.7 s with two, three not measured in a fit)
+# 7.1 s with three; the fit 11.6-12.7 s with two; after the fused linear step 9.57 s
+# per pass with two and with three, so two, which holds one block less)
 AHEAD = 2
 
 

@@ -5,7 +5,9 @@ schedule, stopping rule, divergence rollback and progress output); only the
 pass over the data differs.  An epoch visits the row blocks of the dask array
 in a fresh random order, each block computed in the background while the
 previous one trains (``_dask_blocks.BlockStream``: two blocks in flight),
-its rows permuted, and runs the usual shuffled minibatch steps over it.  The
+its rows permuted (as indices that the fused kernel reads in place, without a
+copy of the block, where it applies), and runs the usual shuffled minibatch
+steps over it.  The
 training process holds at most three blocks; the workers hold what computing
 one block each needs.
 
@@ -43,7 +45,7 @@ from ._sgd import (
     run_batches,
     run_epochs,
 )
-from ._sgd_steps import NumpyOps
+from ._sgd_steps import FUSED_MAX_CLASSES, NumpyOps
 
 __all__ = ["fit_dask"]
 
@@ -92,6 +94,9 @@ class _Blocks:
         return w
 
     def __call__(self, i, Xb, yb, wb, rng):
+        """``(Xb, y, w, rows)``: the block's rows are ``Xb[rows]`` (``rows`` None: ``Xb``),
+        in a random order when shuffling; without a copy of ``Xb`` where the fused
+        linear kernel can read the permuted rows in place."""
         Xb = np.asarray(Xb, dtype=self.dtype)
         if self.check_values:
             if not np.isfinite(Xb).all():
@@ -109,15 +114,20 @@ class _Blocks:
             w = normalize_weights(np, w)
         elif w is not None:
             w = w * self.weight_scale
+        rows = None
         if self.shuffle and Xb.shape[0] > 1:
             perm = rng.permutation(Xb.shape[0])
-            Xb, y_idx = Xb[perm], y_idx[perm]
+            y_idx = y_idx[perm]
             w = None if w is None else w[perm]
+            if Xb.flags.c_contiguous and self.classes_.shape[0] <= FUSED_MAX_CLASSES:
+                rows = perm  # the fused kernel reads the permuted rows in place
+            else:
+                Xb = Xb[perm]
         else:
             Xb = np.ascontiguousarray(Xb)
         if w is not None:
             w = w.astype(self.dtype)
-        return Xb, y_idx, w
+        return Xb, y_idx, w, rows
 
 
 def fit_dask(est, X, y, sample_weight, classes, incremental):
@@ -241,13 +251,13 @@ def _train(est, data, state, cfg, blocks, objective, rng, *, max_epochs, can_sto
         order = rng.permutation(n_blocks) if cfg.shuffle else np.arange(n_blocks)
         seeds = rng.randint(0, 2**31 - 1, size=n_blocks)
         total, n, lr = 0.0, 0, None
-        for Xb, yb, wb in stream.epoch(order.tolist(), seeds.tolist()):
+        for Xb, yb, wb, rows in stream.epoch(order.tolist(), seeds.tolist()):
             if first_block is not None:
-                first_block(Xb, yb, wb)
+                first_block(Xb if rows is None else Xb[rows], yb, wb)
             if lr is None:
                 lr = epoch_learning_rate(state, cfg)
-            total += run_batches(ops, state, cfg, Xb, yb, wb, rng, None, lr)
-            n += Xb.shape[0]
+            total += run_batches(ops, state, cfg, Xb, yb, wb, rng, None, lr, rows)
+            n += yb.shape[0]
             if not math.isfinite(total):
                 break  # diverged: the rest of the pass would not change that
         if n == 0:
