@@ -8,7 +8,7 @@ Every SGD contender trains 10 epochs with batch size 256 and learning rate
 
 * ``SoftmaxRegression`` (this package: one fused kernel call per batch for
   the logits, the loss and both gradients, src/linear_step.pxi; shuffled
-  blocks of one permuted copy of X);
+  blocks of permuted rows, read from X in place);
 * a minimal PyTorch loop: ``nn.Linear`` + ``nn.CrossEntropyLoss`` +
   ``optim.SGD``, ``torch.set_num_threads(2)``, a fresh permutation per epoch
   (the design target's reference); the same loop on one thread as well,
@@ -21,7 +21,7 @@ Every SGD contender trains 10 epochs with batch size 256 and learning rate
 
 Per-epoch time is the fastest of ``--repeats`` (5) interleaved runs of the
 whole fit, each after a pause of 0.5 s (data preparation such as
-SoftmaxRegression's permuted copy included), divided by its epoch count; the
+SoftmaxRegression's input validation included), divided by its epoch count; the
 load average of the machine is printed before and after.
 Run: ``python benchmarks/bench_training.py``.
 """

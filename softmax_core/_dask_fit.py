@@ -45,7 +45,7 @@ from ._sgd import (
     run_batches,
     run_epochs,
 )
-from ._sgd_steps import FUSED_MAX_CLASSES, NumpyOps
+from ._sgd_steps import NumpyOps, fused_reads_rows
 
 __all__ = ["fit_dask"]
 
@@ -116,10 +116,10 @@ class _Blocks:
             w = w * self.weight_scale
         rows = None
         if self.shuffle and Xb.shape[0] > 1:
-            perm = rng.permutation(Xb.shape[0])
+            perm = rng.permutation(Xb.shape[0]).astype(np.int64, copy=False)
             y_idx = y_idx[perm]
             w = None if w is None else w[perm]
-            if Xb.flags.c_contiguous and self.classes_.shape[0] <= FUSED_MAX_CLASSES:
+            if fused_reads_rows(Xb, self.classes_.shape[0]):
                 rows = perm  # the fused kernel reads the permuted rows in place
             else:
                 Xb = Xb[perm]
@@ -221,10 +221,12 @@ def _partial_fit(est, data, classes, first_call, rng):
     cfg = est._config(replace(state, batch_size=state.batch_size or 1), 1)  # see first_block
     evaluation = []
 
-    def first_block(Xb, yb, wb):
+    def first_block(Xb, yb, wb, rows):
         """The preconditioner, the step and the objective's rows, from the first block."""
         if evaluation:
             return
+        if rows is not None:  # its rows in the order of yb and wb
+            Xb = Xb[rows]
         if not continuing:
             state.batch_size = est._resolved_batch_size(Xb.shape[0])
         cfg.__dict__.update(est._config(state, Xb.shape[0]).__dict__)
@@ -253,7 +255,7 @@ def _train(est, data, state, cfg, blocks, objective, rng, *, max_epochs, can_sto
         total, n, lr = 0.0, 0, None
         for Xb, yb, wb, rows in stream.epoch(order.tolist(), seeds.tolist()):
             if first_block is not None:
-                first_block(Xb if rows is None else Xb[rows], yb, wb)
+                first_block(Xb, yb, wb, rows)
             if lr is None:
                 lr = epoch_learning_rate(state, cfg)
             total += run_batches(ops, state, cfg, Xb, yb, wb, rng, None, lr, rows)

@@ -104,8 +104,10 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
     :class:`~sklearn.linear_model.SGDClassifier` (one-vs-rest) the model is
     multinomial, and unlike :class:`~sklearn.linear_model.LogisticRegression`
     it trains in minibatches and supports :meth:`partial_fit` (out-of-core
-    learning).  Each step is two BLAS products and one call of the fused
-    softmax cross-entropy kernel; float32 data trains in float32.
+    learning).  For dense data with up to 128 classes each step is one call
+    of a fused kernel (the logits, the softmax cross-entropy and both
+    gradients); otherwise two BLAS products and the fused cross-entropy
+    kernel.  float32 data trains in float32.
 
     Dense arrays and scipy.sparse CSR matrices are accepted.  With
     ``sklearn.set_config(array_api_dispatch=True)``, torch, CuPy and other
@@ -203,10 +205,12 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
     validation_fraction : float, default=0.1
         Fraction of the training data set aside with `early_stopping`.
     shuffle : bool, default=True
-        Whether to shuffle the training data.  The data are permuted once per
-        call to :meth:`fit` or :meth:`partial_fit` (one copy), and every epoch
-        visits the resulting minibatches in a fresh random order; no rows are
-        gathered per batch.
+        Whether to shuffle the training data.  The rows are permuted once per
+        call to :meth:`fit` or :meth:`partial_fit`, and every epoch visits the
+        resulting minibatches in a fresh random order.  Dense C-contiguous
+        NumPy data of up to 128 classes are not copied for that (the kernel
+        reads each minibatch's rows in place); other data are permuted in one
+        copy.
     random_state : int, RandomState instance or None, default=None
         Seeds the shuffling and the validation split.  The coefficients start
         at zero, so with ``shuffle=False`` and no early stopping training is

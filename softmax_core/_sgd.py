@@ -423,7 +423,7 @@ def run_sgd(xp, state, cfg, X, y, w, *, max_epochs, rng, validation=None, can_st
     n = X.shape[0]
     x_rows = None
     if cfg.shuffle and n > cfg.batch_size:
-        perm = rng.permutation(n)
+        perm = rng.permutation(n).astype(np.int64, copy=False)  # int32 on some platforms
         if xp is np and fused_eligible(X, state.W):
             # the fused kernel reads the permuted rows from X in place: no copy
             x_rows = perm

@@ -13,7 +13,8 @@ One dense step on a batch ``Xb`` of ``m`` rows is
 * a (Nesterov) momentum step ``v = mu * v - lr * g`` and, for the elastic net,
   the proximal soft-threshold (per row ``lr * l1 / s**2`` when preconditioned).
 
-For NumPy batches with up to ``FUSED_MAX_CLASSES`` classes the first three
+For C-contiguous NumPy batches of the weights' dtype with up to
+``FUSED_MAX_CLASSES`` classes (and ``FUSED_MAX_WEIGHTS`` weights) the first three
 lines are one kernel call (``kernels.linear_cross_entropy``,
 src/linear_step.pxi): both products run on blocks of 8 rows while they are in
 L1, with the classes in vector lanes.  At 10 classes, batch 256 and 784
@@ -46,7 +47,8 @@ from ._native import kernels
 from ._threads import PARALLEL_MIN_MACS, n_threads_for
 
 __all__ = ["NO_IGNORE", "ArrayOps", "NumpyOps", "SparseBlocks", "batch_bounds", "batch_step",
-           "fused_eligible", "lazy_sparse_step", "lazy_eligible", "linear_loss"]
+           "fused_eligible", "fused_reads_rows", "lazy_sparse_step", "lazy_eligible",
+           "linear_loss"]
 
 # an ignore_index that no encoded class index (0 <= y < C) can equal
 NO_IGNORE = -100
@@ -55,6 +57,9 @@ NO_IGNORE = -100
 # measured against the BLAS products at K = 784, batch 256, one thread: 1.7x
 # faster at 10 classes, 1.5x at 100 (benchmarks/README.md)
 FUSED_MAX_CLASSES = 128
+# ... and at most this many weights (n_features * n_classes): each task of a step
+# zeroes and adds a partial gradient of that size (a BLAS product writes one)
+FUSED_MAX_WEIGHTS = 1 << 20
 
 # fold the lazy scale into U before it underflows
 _MIN_SCALE = 1e-6
@@ -228,10 +233,16 @@ class NumpyOps(ArrayOps):
         return a.copy()
 
 
+def fused_reads_rows(X, n_classes):
+    """Whether the fused linear kernel takes the NumPy rows ``X`` with ``n_classes``
+    classes (dense, C-contiguous, a model of at most ``FUSED_MAX_WEIGHTS`` weights)."""
+    return (not sp.issparse(X) and X.ndim == 2 and n_classes <= FUSED_MAX_CLASSES
+            and X.shape[1] * n_classes <= FUSED_MAX_WEIGHTS and X.flags.c_contiguous)
+
+
 def fused_eligible(X, W):
     """Whether the fused linear kernel takes NumPy rows ``X`` and weights ``W``."""
-    return (not sp.issparse(X) and W.shape[1] <= FUSED_MAX_CLASSES and X.dtype == W.dtype
-            and X.flags.c_contiguous and W.flags.c_contiguous)
+    return fused_reads_rows(X, W.shape[1]) and X.dtype == W.dtype and W.flags.c_contiguous
 
 
 def linear_loss(X, W, b, y, w, label_smoothing):

@@ -1,7 +1,7 @@
 /*
  * Design: the two products of a linear model's minibatch step, for the fused
- * step of linear_step.pxi, when the weights are small (n_classes of about
- * 2..64, weights in L2).  With W of shape (K, C), row-major:
+ * step of linear_step.pxi, when the weights are small (up to 128 classes,
+ * a model that fits in L2).  With W of shape (K, C), row-major:
  *
  *   forward:   Z[r, :]  = b + sum_k X[r, k] W[k, :]
  *   backward:  gW[k, :] += sum_r X[r, k] G[r, :],   gb += sum_r G[r, :]
@@ -21,9 +21,12 @@
  * order (backward), for every thread count and every block split.  The
  * caller (linear_step.pxi) adds the per-task partial gradients in task
  * order.  The rows may be gathered: row r of a batch is X + rows[r] * K, so
- * a shuffled epoch reads its batches from X itself, without a permuted copy.  The builds without AVX2 run the same loops in scalar C, which the
- * compiler may vectorize.  Nothing here checks its arguments or reads past
- * them: rows have length K (X) and C (Z, G, gW), b and gb may be NULL.
+ * a shuffled epoch reads its batches from X itself, without a permuted copy.
+ * The builds without AVX2 run the same loops in scalar C, which the compiler
+ * may vectorize.  Nothing here checks its arguments or reads past them: rows
+ * have length K (X) and C (Z, G); gW and gb are padded to rows of
+ * ldg = sc_lin_padded(C) elements (a multiple of the vector width), which
+ * the backward product writes whole; b and gb may be NULL.
  */
 #ifndef SOFTMAX_CORE_LINEAR_KERNELS_H
 #define SOFTMAX_CORE_LINEAR_KERNELS_H

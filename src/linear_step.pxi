@@ -214,6 +214,9 @@ def linear_cross_entropy(const floating[:, ::1] X, const floating[:, ::1] W,
     n_tasks = max(min(<Py_ssize_t>MAX_TASKS, M // MIN_TASK_ROWS), 1)
     rows_per_task = (M + n_tasks - 1) // n_tasks
     n_tasks = (M + rows_per_task - 1) // rows_per_task
+    # no more threads (and per-thread scratch) than tasks
+    n_threads = <int>max(min(<Py_ssize_t>n_threads, n_tasks), 1)
+    parallel = n_threads > 1
     # one workspace: the cross-entropy scratch of each thread, the task
     # losses, then each task's partial gradient (gW, then gb), with rows
     # padded to whole vectors (ldg): the backward product then adds to its
@@ -221,7 +224,7 @@ def linear_cross_entropy(const floating[:, ::1] X, const floating[:, ::1] W,
     # load of the next row's overlapping bytes stalls store forwarding: at 10
     # float32 classes the product was 5x slower)
     ldg = sc_lin_padded_f(C) if floating is float else sc_lin_padded_d(C)
-    ce_doubles = max(n_threads, 1) * CE_WORKSPACE
+    ce_doubles = n_threads * CE_WORKSPACE
     part = (K + 1) * ldg if pg != NULL else 0  # elements of one partial
     part_doubles = (n_tasks * part * <Py_ssize_t>sizeof(floating) + 63) // 64 * 8
     per_task = ce_doubles + (n_tasks + 7) // 8 * 8 + part_doubles

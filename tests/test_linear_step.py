@@ -294,3 +294,57 @@ def test_out_of_range_row_index_raises(mod, bad):
                                          "for X with 500 rows"):
         mod.linear_cross_entropy(X, W, b, y[:200], None, 0.0, 1.0, Z, G, np.empty_like(W),
                                  None, 2, rows=rows)
+
+
+@pytest.mark.parametrize("n_threads", [0, -3, 64])
+def test_any_thread_count_argument(mod, n_threads):
+    # non-positive counts run on one thread; more threads than tasks are capped
+    rng = np.random.default_rng(13)
+    X, W, b, y = _data(rng, 300, 9, 5, np.float64)
+    ref_loss, ref = _call(mod, X, W, b, y, n_threads=1)
+    loss, out = _call(mod, X, W, b, y, n_threads=n_threads)
+    assert loss == ref_loss
+    for name in ref:
+        np.testing.assert_array_equal(out[name], ref[name])
+
+
+def test_very_long_rows_and_loss_only_with_rows(mod):
+    # 2100 classes: one row per cross-entropy sub-block; loss-only mode on rows
+    rng = np.random.default_rng(14)
+    X, W, b, y_all = _data(rng, 40, 3, 2100, np.float64)
+    loss, out = _call(mod, X, W, b, y_all, n_threads=2)
+    want = _oracle(X, W, b, y_all, None, 0.0, 1.0)
+    assert abs(loss - want[0]) <= 1e-12 * abs(want[0])
+    _close(out["grad_W"], want[3], np.float64)
+    rows = rng.integers(0, 40, 25)
+    Z = np.empty((25, 2100))
+    loss = mod.linear_cross_entropy(X, W, b, y_all[rows], None, 0.0, 1.0, Z, None, None, None,
+                                    2, rows=rows)
+    want = _oracle(X[rows], W, b, y_all[rows], None, 0.0, 1.0)
+    assert abs(loss - want[0]) <= 1e-12 * abs(want[0])
+    _close(Z, want[1], np.float64)
+
+
+def test_array_ops_fallback_gathers_rows():
+    from softmax_core._sgd_steps import ArrayOps
+
+    rng = np.random.default_rng(15)
+    X, W, b, y_all = _data(rng, 50, 4, 3, np.float64)
+    rows = rng.permutation(50)[:20]
+    got = ArrayOps(np).loss_and_grads(X, W, b, y_all[rows], None, 0.0, 0.05, rows)
+    want = _oracle(X, W, b, y_all, None, 0.0, 0.05)
+    want_rows = _oracle(X[rows], W, b, y_all[rows], None, 0.0, 0.05)
+    assert abs(got[0] - want_rows[0]) <= 1e-12 * want_rows[0]
+    _close(got[1], want_rows[3], np.float64)
+    _close(got[2], want_rows[4], np.float64)
+    assert not np.allclose(want[3], want_rows[3])  # the rows were taken
+
+
+def test_wide_models_keep_the_blas_path():
+    X = np.zeros((10, (1 << 20) // 4 + 1))
+    W = np.zeros((X.shape[1], 4))
+    assert not _sgd_steps.fused_eligible(X, W)
+    narrow = np.zeros((10, 1000))
+    assert _sgd_steps.fused_eligible(narrow, W[:1000])
+    assert not _sgd_steps.fused_eligible(np.asfortranarray(narrow), W[:1000])
+    assert not _sgd_steps.fused_eligible(narrow[:, :999], W[:999])  # a strided view
