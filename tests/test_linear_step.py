@@ -191,7 +191,8 @@ def test_estimator_dense_step_matches_blas_path(monkeypatch, sparse_like, shuffl
                                atol=1e-4 * np.abs(blas.coef_).max())
 
 
-def test_estimator_uses_the_fused_kernel_for_dense_batches(monkeypatch):
+def _spy_on_fused_calls(monkeypatch):
+    """The estimator's calls of the fused kernel, as ``(X, rows, is_a_step)``."""
     calls = []
     real = _sgd_steps.kernels
 
@@ -199,16 +200,22 @@ def test_estimator_uses_the_fused_kernel_for_dense_batches(monkeypatch):
         def __getattr__(self, name):
             return getattr(real, name)
 
-        def linear_cross_entropy(self, *args, rows=None):
-            shape = args[0].shape if rows is None else (rows.shape[0], args[0].shape[1])
-            calls.append((shape, args[8] is not None))
-            return real.linear_cross_entropy(*args, rows=rows)
+        def linear_cross_entropy(self, X, *args, rows=None):
+            calls.append((X, None if rows is None else rows.copy(), args[7] is not None))
+            return real.linear_cross_entropy(X, *args, rows=rows)
 
     monkeypatch.setattr(_sgd_steps, "kernels", Spy())
+    return calls
+
+
+def test_estimator_uses_the_fused_kernel_for_dense_batches(monkeypatch):
+    spied = _spy_on_fused_calls(monkeypatch)
     rng = np.random.default_rng(8)
     X = rng.standard_normal((1000, 6))
     y = np.argmax(X[:, :3], axis=1)
     SoftmaxRegression(max_iter=2, tol=None, batch_size=100, random_state=0).fit(X, y)
+    calls = [(A.shape if rows is None else (rows.shape[0], A.shape[1]), step)
+             for A, rows, step in spied]
     # every step, and the objective after each epoch (loss only): no BLAS
     steps = [shape for shape, with_grad in calls if with_grad]
     objectives = [shape for shape, with_grad in calls if not with_grad]
@@ -220,24 +227,14 @@ def test_shuffled_epochs_read_every_row_once_in_place(monkeypatch):
     # with shuffling, each epoch visits every row once, in blocks of the fit's
     # permutation in a fresh order, passed to the kernel as indices into X
     # itself (no permuted copy)
-    epochs = []
-    real = _sgd_steps.kernels
-
-    class Spy:
-        def __getattr__(self, name):
-            return getattr(real, name)
-
-        def linear_cross_entropy(self, X, *args, rows=None):
-            if args[7] is not None:  # a step, not the objective
-                assert rows is not None and X is data
-                epochs.append(rows.copy())
-            return real.linear_cross_entropy(X, *args, rows=rows)
-
-    monkeypatch.setattr(_sgd_steps, "kernels", Spy())
+    spied = _spy_on_fused_calls(monkeypatch)
     rng = np.random.default_rng(9)
     data = rng.standard_normal((1000, 6))
     y = np.argmax(data[:, :3], axis=1)
     SoftmaxRegression(max_iter=3, tol=None, batch_size=100, random_state=0).fit(data, y)
+    steps = [(X, rows) for X, rows, step in spied if step]  # not the objective
+    assert all(X is data and rows is not None for X, rows in steps)
+    epochs = [rows for _, rows in steps]
     assert len(epochs) == 30
     perms = [np.concatenate(epochs[i:i + 10]) for i in range(0, 30, 10)]
     for perm in perms:
