@@ -28,7 +28,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["is_dask_collection", "as_dask_array", "DaskTrainingSet", "BlockStream", "survey"]
+__all__ = ["is_dask_collection", "as_dask_array", "DaskTrainingSet", "BlockStream", "prepare_block",
+           "survey"]
 
 
 def is_dask_collection(a):
@@ -350,6 +351,11 @@ def _pooled_moments(parts, d):
 AHEAD = 2
 
 
+def prepare_block(prepare, i, Xb, yb, wb, seed):
+    """``prepare(i, Xb, yb, wb, RandomState(seed))``: a computed block made ready to train."""
+    return prepare(i, Xb, yb, wb, np.random.RandomState(seed))
+
+
 class BlockStream:
     """The blocks of ``data`` in a given order, the next ones computed while one trains.
 
@@ -376,8 +382,7 @@ class BlockStream:
         import dask
 
         xb, yb, wb = self._blocks[i]
-        Xb, yb_, wb_ = dask.compute(xb, yb, wb)
-        return self._prepare(i, Xb, yb_, wb_, np.random.RandomState(seed))
+        return prepare_block(self._prepare, i, *dask.compute(xb, yb, wb), seed)
 
     def epoch(self, order, seeds):
         """Yield the prepared blocks ``order[0], order[1], ...`` (``ahead`` computed ahead)."""

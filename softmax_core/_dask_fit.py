@@ -34,7 +34,8 @@ import numpy as np
 from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
 
-from ._dask_blocks import BlockStream, DaskTrainingSet, survey
+from ._dask_blocks import DaskTrainingSet, survey
+from ._dask_chain import Params, Step, chain_for
 from ._preconditioner import Preconditioner, preconditioner_from_moments
 from ._sgd import (
     EVAL_ROWS,
@@ -42,7 +43,6 @@ from ._sgd import (
     end_epoch,
     epoch_learning_rate,
     normalize_weights,
-    run_batches,
     run_epochs,
 )
 from ._sgd_steps import NumpyOps, fused_reads_rows
@@ -246,29 +246,26 @@ def _train(est, data, state, cfg, blocks, objective, rng, *, max_epochs, can_sto
            first_block=None):
     """`run_epochs` over passes of the dask blocks; returns whether it converged."""
     ops = NumpyOps()
-    stream = BlockStream(data, blocks)
-    n_blocks = len(stream)
+    chain = chain_for(data, blocks)
+    n_blocks = len(chain)
+
+    def make_step():
+        return Step(cfg, state.preconditioner, state.batch_size or cfg.batch_size,
+                    epoch_learning_rate(state, cfg))
 
     def epoch():
         order = rng.permutation(n_blocks) if cfg.shuffle else np.arange(n_blocks)
         seeds = rng.randint(0, 2**31 - 1, size=n_blocks)
-        total, n, lr = 0.0, 0, None
-        for Xb, yb, wb, rows in stream.epoch(order.tolist(), seeds.tolist()):
-            if first_block is not None:
-                first_block(Xb, yb, wb, rows)
-            if lr is None:
-                lr = epoch_learning_rate(state, cfg)
-            total += run_batches(ops, state, cfg, Xb, yb, wb, rng, None, lr, rows)
-            n += yb.shape[0]
-            if not math.isfinite(total):
-                break  # diverged: the rest of the pass would not change that
-        if n == 0:
+        params = chain.epoch(order.tolist(), seeds.tolist(), Params.of(state), make_step,
+                             first_block)
+        if params.n == 0:
             raise ValueError("Found array with 0 sample(s) while a minimum of 1 is required "
                              f"by {type(est).__name__}.")
-        return end_epoch(ops, state, cfg, total, n)
+        params.store(state)
+        return end_epoch(ops, state, cfg, params.total, params.n)
 
     try:
         return run_epochs(ops, state, cfg, epoch, objective, max_epochs=max_epochs,
                           validation=None, can_stop=can_stop, start_loss=start_loss)
     finally:
-        stream.close()
+        chain.close()

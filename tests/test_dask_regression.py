@@ -448,3 +448,139 @@ def test_fit_is_reproducible_with_a_random_state():
     other = SoftmaxRegression(random_state=4).fit(da.from_array(X, chunks=700),
                                                   da.from_array(y, chunks=700))
     assert not np.array_equal(other.coef_, fits[0].coef_)
+
+
+# ------------------------------------------ the chain of block steps on the workers
+
+def _chain_fit(X, y, scheduler=None, **kw):
+    Xd, yd = da.from_array(X, chunks=700), da.from_array(y, chunks=700)
+    model = SoftmaxRegression(random_state=2, **kw)
+    with dask.config.set({} if scheduler is None else {"scheduler": scheduler}):
+        return model.fit(Xd, yd)
+
+
+@pytest.mark.parametrize("kw", [{}, {"momentum": 0.9, "class_weight": "balanced"}])
+def test_fit_on_the_workers_equals_the_local_fit(dask_client, kw):
+    """With a client, the blocks train on the workers (the model travels, not the blocks);
+    the same seeds make it the fit under the threaded scheduler, to the bit."""
+    from softmax_core._dask_chain import WorkerChain, chain_for
+
+    X, y = _data(n=5000, seed=10)
+    data = DaskTrainingSet.from_inputs(da.from_array(X, chunks=700), da.from_array(y, 700), None)
+    assert isinstance(chain_for(data, None), WorkerChain)
+    on_workers = _chain_fit(X, y, **kw)
+    local = _chain_fit(X, y, scheduler="threads", **kw)
+    assert on_workers.n_iter_ == local.n_iter_ > 1
+    np.testing.assert_array_equal(on_workers.coef_, local.coef_)
+    np.testing.assert_array_equal(on_workers.intercept_, local.intercept_)
+    assert on_workers.loss_curve_ == local.loss_curve_
+    ref = SoftmaxRegression(random_state=2, **kw).fit(X, y)
+    assert _objective(X, y, on_workers.coef_, on_workers.intercept_, 1e-4) <= \
+        _objective(X, y, ref.coef_, ref.intercept_, 1e-4) * (1 + 2e-3)
+
+
+def test_partial_fit_on_the_workers_equals_the_local_one_and_checks_each_block(dask_client):
+    X, y = _data(n=3000, seed=11)
+    Xd, yd = da.from_array(X, chunks=1000), da.from_array(y, chunks=1000)
+    models = []
+    for scheduler in (None, "threads"):
+        model = SoftmaxRegression(random_state=0, schedule="invscaling")
+        with dask.config.set({} if scheduler is None else {"scheduler": scheduler}):
+            for _ in range(2):
+                model.partial_fit(Xd, yd, classes=np.arange(4))
+        models.append(model)
+    np.testing.assert_array_equal(models[0].coef_, models[1].coef_)
+    assert models[0].t_ == models[1].t_ == 2 * len(y)
+    model = models[0]
+    before = model.coef_.copy()
+    y_bad = y.copy()
+    y_bad[2500] = 7  # in the last block: the earlier steps ran on the workers
+    with pytest.raises(ValueError, match=re.escape("y contains labels not in classes_: [7]")):
+        model.partial_fit(Xd, da.from_array(y_bad, chunks=1000))
+    X_bad = X.copy()
+    X_bad[1200, 3] = np.nan
+    with pytest.raises(ValueError, match="NaN or infinity .*row block 1"):
+        model.partial_fit(da.from_array(X_bad, chunks=1000), yd)
+    np.testing.assert_array_equal(model.coef_, before)
+    assert model.n_iter_ == 2
+
+
+def test_diverging_fit_on_the_workers_is_rolled_back(dask_client):
+    X, y = _data(n=3000, unscaled=False)
+    Xd, yd = da.from_array(X, chunks=1000), da.from_array(y, chunks=1000)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model = SoftmaxRegression(learning_rate=1e4, momentum=0.0, random_state=0,
+                                  max_iter=30).fit(Xd, yd)
+    assert model.n_divergence_retries_ > 0
+    assert np.isfinite(model.coef_).all() and model.score(X, y) > 0.5
+
+
+@pytest.mark.parametrize("ahead", [1, 2])
+def test_worker_chain_computes_at_most_ahead_blocks_beyond_the_one_training(
+        dask_client, monkeypatch, ahead):
+    """Block j is submitted only once the steps of blocks ..., j - ahead - 1 have returned:
+    the cluster holds at most ahead + 1 prepared blocks; each block once per epoch, in the
+    given order, and the chain's result is the local chain's."""
+    import distributed
+
+    from softmax_core._dask_chain import LocalChain, Params, Step, WorkerChain
+    from softmax_core._sgd import SGDConfig
+
+    X, y = _data(n=4000, seed=12)
+    data = DaskTrainingSet.from_inputs(da.from_array(X.astype(np.float64), chunks=500),
+                                       da.from_array(y, chunks=500), None)
+    prepare = _BlocksForTest()
+    events = []
+    chain = WorkerChain(dask_client, data, prepare, ahead=ahead)
+    load = chain._load
+
+    def logged_load(i, seed):
+        events.append(("load", i))
+        return load(i, seed)
+
+    monkeypatch.setattr(chain, "_load", logged_load)
+    result = distributed.Future.result
+
+    def logged_result(self, *args, **kwargs):
+        value = result(self, *args, **kwargs)
+        if isinstance(value, Params):
+            events.append(("step", None))
+        return value
+
+    monkeypatch.setattr(distributed.Future, "result", logged_result)
+    order = np.random.RandomState(0).permutation(len(chain)).tolist()
+    seeds = list(range(100, 100 + len(order)))
+    W0 = np.zeros((12, 4))
+    step = Step(SGDConfig(batch_size=50), _identity(), 50, 0.05)
+    params = chain.epoch(order, seeds, Params(W0.copy(), np.zeros(4), None, None),
+                         lambda: step)
+    loads = [i for kind, i in events if kind == "load"]
+    assert loads == order
+    done = 0
+    for kind, i in events:
+        if kind == "step":
+            done += 1
+        else:
+            assert order.index(i) <= done + ahead
+    assert done == len(order) and params.n == len(y)
+    local = LocalChain(data, prepare, ahead=ahead)
+    expected = local.epoch(order, seeds, Params(W0.copy(), np.zeros(4), None, None),
+                           lambda: step)
+    local.close()
+    np.testing.assert_array_equal(params.W, expected.W)
+    assert params.total == expected.total
+
+
+class _BlocksForTest:
+    """A prepare step (as `_dask_fit._Blocks`): the block as float64, labels as int64."""
+
+    def __call__(self, i, Xb, yb, wb, rng):
+        perm = rng.permutation(Xb.shape[0]).astype(np.int64)
+        return np.ascontiguousarray(Xb), np.asarray(yb, dtype=np.int64)[perm], None, perm
+
+
+def _identity():
+    from softmax_core._preconditioner import Preconditioner
+
+    return Preconditioner()

@@ -1,0 +1,220 @@
+"""One out-of-core epoch as a chain of block steps: in this process, or on the dask workers.
+
+Design: an epoch of ``fit`` / ``partial_fit`` on dask input is a chain;
+step ``k`` takes the model parameters that step ``k - 1`` left and trains
+them on one prepared block (`train_block`: the shuffled minibatch steps of
+the in-memory optimizer).  Two ways run the same chain:
+
+* `LocalChain`: the blocks come to this process (`_dask_blocks.BlockStream`,
+  the next ones computed while one trains) and the steps run here.  Used
+  under dask's local schedulers (threads, synchronous, processes) and when
+  the fit itself runs inside a dask task.
+* `WorkerChain`: with a ``distributed`` client active, the model travels to
+  the blocks instead of the blocks to the model (the design of dask-ml's
+  ``Incremental``, whose 100 MB blocks never leave the worker that read
+  them): each block is computed and prepared by a task, the step of block
+  ``k`` is a task that depends on that block and on step ``k - 1``, so the
+  scheduler runs it where the block is and only the parameters (kilobytes)
+  move between workers.  Unlike ``Incremental``, which submits the whole
+  pass at once (and whose workers then hold many blocks at a time), at most
+  ``ahead`` blocks are computed beyond the one that trains, and a block is
+  released as soon as its step is done: the cluster holds at most
+  ``ahead + 1`` prepared blocks.  Step ``k + 1`` is submitted before the
+  driver waits for step ``k``, so the chain does not wait for the driver
+  between blocks.
+
+Both take the same seeds for the same things (a block's row permutation from
+``RandomState(seed)`` when it is prepared, its batch order from
+``RandomState([seed, 1])``), so a fit on a cluster equals the fit under the
+threaded scheduler, to the bit.
+"""
+
+import math
+import sys
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._dask_blocks import AHEAD, BlockStream, prepare_block
+from ._sgd import SGDState, run_batches
+from ._sgd_steps import NumpyOps
+
+__all__ = ["Params", "Step", "train_block", "LocalChain", "WorkerChain", "chain_for"]
+
+
+@dataclass
+class Params:
+    """What the chain carries from step to step: the parameters and the pass's running sums."""
+
+    W: np.ndarray
+    b: np.ndarray
+    vW: np.ndarray  # momentum buffers, or None
+    vb: np.ndarray
+    total: float = 0.0  # summed batch losses of the blocks so far
+    n: int = 0  # their rows
+
+    @classmethod
+    def of(cls, state):
+        return cls(state.W, state.b, state.vW, state.vb)
+
+    def store(self, state):
+        state.W, state.b, state.vW, state.vb = self.W, self.b, self.vW, self.vb
+
+
+@dataclass
+class Step:
+    """The fixed arguments of every step of one epoch."""
+
+    cfg: object  # SGDConfig
+    preconditioner: object
+    batch_size: int
+    lr: float
+
+
+def _copy(a):
+    return None if a is None else a.copy()
+
+
+def train_block(params, block, step, seed, copy=True):
+    """`Params` after the minibatch steps over one prepared ``(X, y, w, rows)`` block.
+
+    ``copy``: leave the arrays of ``params`` unchanged (a worker must not
+    update in place what dask holds as an earlier task's result).  A pass
+    that has diverged (non-finite running loss) skips the remaining blocks.
+    """
+    if not math.isfinite(params.total):
+        return params
+    Xb, y, w, rows = block
+    W, b, vW, vb = (params.W, params.b, params.vW, params.vb) if not copy else \
+        (params.W.copy(), params.b.copy(), _copy(params.vW), _copy(params.vb))
+    state = SGDState(W=W, b=b, vW=vW, vb=vb, batch_size=step.batch_size,
+                     preconditioner=step.preconditioner)
+    total = run_batches(NumpyOps(), state, step.cfg, Xb, y, w,
+                        np.random.RandomState([seed, 1]), None, step.lr, rows)
+    return Params(state.W, state.b, state.vW, state.vb, params.total + float(total),
+                  params.n + int(y.shape[0]))
+
+
+class LocalChain:
+    """The chain in this process, over a `BlockStream` of the blocks."""
+
+    def __init__(self, data, prepare, ahead=AHEAD):
+        self._stream = BlockStream(data, prepare, ahead=ahead)
+
+    def __len__(self):
+        return len(self._stream)
+
+    def epoch(self, order, seeds, params, make_step, first_block=None):
+        """`Params` after training ``params`` on the blocks ``order`` (see `WorkerChain.epoch`)."""
+        step = None
+        for k, block in enumerate(self._stream.epoch(order, seeds)):
+            if step is None:
+                if first_block is not None:
+                    first_block(*block)
+                step = make_step()
+            params = train_block(params, block, step, seeds[k], copy=False)
+            del block
+            if not math.isfinite(params.total):
+                break  # diverged: the rest of the pass would not change that
+        return params
+
+    def close(self):
+        self._stream.close()
+
+
+class WorkerChain:
+    """The chain as tasks on the workers of a ``distributed`` client (see the module)."""
+
+    def __init__(self, client, data, prepare, ahead=AHEAD):
+        self._client = client
+        self._blocks = data.delayed_blocks()
+        self._prepare = prepare
+        self._ahead = max(1, int(ahead))
+
+    def __len__(self):
+        return len(self._blocks)
+
+    def _load(self, i, seed):
+        import dask
+
+        xb, yb, wb = self._blocks[i]
+        task = dask.delayed(prepare_block, pure=False)(self._prepare, i, xb, yb, wb, seed)
+        return self._client.compute(task)
+
+    def epoch(self, order, seeds, params, make_step, first_block=None):
+        """`Params` after training ``params`` on the blocks ``order[0], order[1], ...``.
+
+        ``make_step()`` gives the epoch's `Step`; it is called once, after
+        ``first_block(X, y, w, rows)`` (when given) has seen the first
+        prepared block (which is then fetched to this process).  A block's
+        error (a bad label, a NaN in ``partial_fit``) is raised here.
+        """
+        client, n = self._client, len(order)
+        loads, steps = [None] * n, [None] * n
+
+        def load(j):
+            if j < n and loads[j] is None:
+                loads[j] = self._load(order[j], seeds[j])
+
+        try:
+            for j in range(min(self._ahead, n)):
+                load(j)
+            if n == 0:
+                return params
+            if first_block is not None:
+                first_block(*loads[0].result())
+            step = client.scatter(make_step(), broadcast=True, hash=False) if n > 1 else make_step()
+
+            def submit(k):
+                load(k)
+                previous = params if k == 0 else steps[k - 1]
+                steps[k] = client.submit(train_block, previous, loads[k], step, seeds[k],
+                                         pure=False)
+
+            submit(0)
+            for k in range(n):
+                if k + 1 < n:
+                    submit(k + 1)  # queued behind step k: no round trip to here between blocks
+                params = steps[k].result()
+                loads[k] = steps[k] = None  # block k is released
+                for j in range(k + 1, k + 1 + self._ahead):
+                    load(j)
+                if not math.isfinite(params.total):
+                    break
+            return params
+        finally:
+            pending = [f for f in loads + steps if f is not None]
+            if pending:
+                client.cancel(pending)
+
+    def close(self):
+        pass
+
+
+def _client():
+    """The ``distributed`` client that ``dask.compute`` would use here, or None.
+
+    None inside a dask task (a fit in a worker trains in that worker, as
+    under a local scheduler) and under an explicitly configured local
+    scheduler (``dask.config.set(scheduler="threads")``).
+    """
+    if "distributed" not in sys.modules:
+        return None
+    from dask.base import get_scheduler
+    from distributed import Client, get_worker
+
+    try:
+        get_worker()
+        return None
+    except ValueError:
+        pass
+    owner = getattr(get_scheduler(), "__self__", None)
+    return owner if isinstance(owner, Client) and not owner.asynchronous else None
+
+
+def chain_for(data, prepare, ahead=AHEAD):
+    """A `WorkerChain` when a ``distributed`` client is active, else a `LocalChain`."""
+    client = _client()
+    if client is None:
+        return LocalChain(data, prepare, ahead)
+    return WorkerChain(client, data, prepare, ahead)
