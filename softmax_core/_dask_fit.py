@@ -3,13 +3,13 @@
 Design: the optimizer is the in-memory one (``_sgd.run_epochs``: the same
 schedule, stopping rule, divergence rollback and progress output); only the
 pass over the data differs.  An epoch visits the row blocks of the dask array
-in a fresh random order, each block computed in the background while the
-previous one trains (``_dask_blocks.BlockStream``: two blocks in flight),
-its rows permuted (as indices that the fused kernel reads in place, without a
-copy of the block, where it applies), and runs the usual shuffled minibatch
-steps over it.  The
-training process holds at most three blocks; the workers hold what computing
-one block each needs.
+in a fresh random order, each block prepared (`_Blocks`: cast, labels
+encoded, its rows permuted, as indices that the fused kernel reads in place
+where it applies) and trained on by the usual shuffled minibatch steps, as a
+chain of block steps (``_dask_chain``): with a ``distributed`` client, the
+steps run on the workers that hold the blocks (the model moves, at most
+four blocks are held by the cluster); otherwise the blocks come to this
+process, the next two computed while one trains.
 
 ``fit`` first makes one survey pass (``_dask_blocks.survey``): the classes,
 the class counts (``class_weight="balanced"``), the column moments of the
