@@ -439,8 +439,9 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         X : {array-like, sparse matrix, dask array} of shape (n_samples, n_features)
             Training data (dense or CSR; float32 data trains in float32).  A
             dask array or DataFrame trains out of core (one survey pass, then
-            every epoch streams its row blocks; chunk sizes may be unknown);
-            `early_stopping` is not offered for it.
+            every epoch visits its row blocks; with a ``distributed`` client
+            the training runs on the workers that hold them; chunk sizes may
+            be unknown); `early_stopping` is not offered for it.
         y : array-like of shape (n_samples,)
             Target labels (any hashable, sortable labels; at least two classes).
         sample_weight : array-like of shape (n_samples,), default=None

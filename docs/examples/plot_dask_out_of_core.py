@@ -5,8 +5,9 @@ Out-of-core training on a dask cluster
 
 :class:`~softmax_core.SoftmaxRegression` trains on a dask array without ever
 holding it: each epoch visits the array's row blocks in a fresh random order,
-computing the next two blocks on the cluster while the current one trains, so
-the training process holds at most three blocks.  Predictions on a dask array are
+and on a cluster each block trains on the worker that computed it (the model
+moves from worker to worker, a few blocks computed ahead), so no process
+holds more than a few blocks.  Predictions on a dask array are
 lazy dask arrays.  This example starts a local cluster of two worker
 processes with a small memory limit, trains on an array larger than that
 limit, predicts lazily, and runs a small grid search on the cluster (see
