@@ -11,8 +11,9 @@ block across the columns; ``y`` and the sample weights to ``X``'s rows), and
   ``X`` is finite, each block's length (so unknown chunk sizes work) and a
   uniform random sample of rows (for the step size and the epoch objective);
 * `BlockStream` then gives the blocks of one epoch in a fresh random order:
-  background threads compute (with whatever dask scheduler is active, a
-  ``distributed`` client included) and prepare the next ``AHEAD`` (2)
+  background threads compute (with the active local dask scheduler; with
+  a ``distributed`` client the blocks train on the workers instead,
+  ``_dask_chain.WorkerChain``) and prepare the next ``AHEAD`` (2)
   blocks -- cast, C order, rows permuted, labels encoded -- while the caller
   trains on the current one.  At most three prepared blocks are held.
 

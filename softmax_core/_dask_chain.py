@@ -11,22 +11,24 @@ the in-memory optimizer).  Two ways run the same chain:
   the fit itself runs inside a dask task.
 * `WorkerChain`: with a ``distributed`` client active, the model travels to
   the blocks instead of the blocks to the model (the design of dask-ml's
-  ``Incremental``, whose 100 MB blocks never leave the worker that read
-  them): each block is computed and prepared by a task, the step of block
-  ``k`` is a task that depends on that block and on step ``k - 1``, so the
-  scheduler runs it where the block is and only the parameters (kilobytes)
-  move between workers.  Unlike ``Incremental``, which submits the whole
-  pass at once (and whose workers then hold many blocks at a time), at most
-  ``ahead`` blocks are computed beyond the one that trains, and a block is
-  released as soon as its step is done: the cluster holds at most
-  ``ahead + 1`` prepared blocks.  Step ``k + 1`` is submitted before the
-  driver waits for step ``k``, so the chain does not wait for the driver
-  between blocks.
+  ``Incremental``): each block is computed and prepared by a task, the step
+  of block ``k`` is a task that depends on that block and on step ``k - 1``,
+  so the scheduler normally runs it where the block is and only the
+  parameters move between workers.  Unlike ``Incremental``, which submits
+  the whole pass at once (and whose workers then hold many blocks at a
+  time), at most ``ahead`` blocks are computed beyond the one that trains,
+  and a block is released as soon as its step is done: the cluster holds at
+  most ``ahead + 1`` prepared blocks.  Step ``k + 1`` is submitted before
+  the driver waits for step ``k``, so the chain does not wait for the driver
+  between blocks.  The workers need softmax-core (the same version).
 
 Both take the same seeds for the same things (a block's row permutation from
 ``RandomState(seed)`` when it is prepared, its batch order from
 ``RandomState([seed, 1])``), so a fit on a cluster equals the fit under the
-threaded scheduler, to the bit.
+threaded scheduler, to the bit, where the fused linear kernel trains (its
+results do not depend on the thread count; `_sgd_steps.fused_eligible`) and
+the workers run the same kernel build; a BLAS step may round differently on
+the workers' one thread.
 """
 
 import math
@@ -42,9 +44,11 @@ from ._sgd_steps import NumpyOps
 __all__ = ["Params", "Step", "train_block", "LocalChain", "WorkerChain", "chain_for"]
 
 # blocks computed beyond the one that trains on the workers (bench_dask.py, 3.2 GB on 2
-# workers: two, as in `LocalChain`, left a worker idle between its step and its next block,
-# 8.3 s per pass; three and four 5.7 s per epoch; both 0.66 GiB per worker at most)
-WORKER_AHEAD = 3
+# workers: one left a worker idle between its step and its next block, 28.9 s for the survey
+# and 2 epochs; two 23.4 s and three 23.1 s, all 0.66 GiB per worker at most)
+WORKER_AHEAD = 2
+# the largest model (W, with its momentum buffer) fetched after every block step
+FOLLOW_BYTES = 1 << 20
 
 
 @dataclass
@@ -154,25 +158,32 @@ class WorkerChain:
         prepared block (which is then fetched to this process).  A block's
         error (a bad label, a NaN in ``partial_fit``) is raised here.
         """
+        from distributed import wait
+
         client, n = self._client, len(order)
-        loads, steps = [None] * n, [None] * n
+        loads, steps, held = [None] * n, [None] * n, []
+        # a small model comes back after each step (the pass stops at a divergence);
+        # a large one only at the end (a diverged pass skips its remaining steps)
+        follow = params.W.nbytes * (1 if params.vW is None else 2) <= FOLLOW_BYTES
 
         def load(j):
             if j < n and loads[j] is None:
                 loads[j] = self._load(order[j], seeds[j])
 
         try:
-            for j in range(min(self._ahead, n)):
+            for j in range(min(self._ahead + 1, n)):  # block 0 and `ahead` beyond it
                 load(j)
             if n == 0:
                 return params
             if first_block is not None:
                 first_block(*loads[0].result())
-            step = client.scatter(make_step(), broadcast=True, hash=False) if n > 1 else make_step()
+            start = client.scatter(params, hash=False)
+            step = client.scatter(make_step(), broadcast=True, hash=False)
+            held += [start, step]
 
             def submit(k):
                 load(k)
-                previous = params if k == 0 else steps[k - 1]
+                previous = start if k == 0 else steps[k - 1]
                 steps[k] = client.submit(train_block, previous, loads[k], step, seeds[k],
                                          pure=False)
 
@@ -180,17 +191,28 @@ class WorkerChain:
             for k in range(n):
                 if k + 1 < n:
                     submit(k + 1)  # queued behind step k: no round trip to here between blocks
-                params = steps[k].result()
-                loads[k] = steps[k] = None  # block k is released
-                for j in range(k + 1, k + 1 + self._ahead):
-                    load(j)
-                if not math.isfinite(params.total):
-                    break
-            return params
+                if k == n - 1:
+                    return steps[k].result()  # raises a block's error
+                if follow:
+                    params = steps[k].result()
+                    if not math.isfinite(params.total):
+                        return params  # diverged: the rest of the pass would not change that
+                else:
+                    wait([steps[k]])
+                    if steps[k].status == "error":
+                        steps[k].result()
+                loads[k] = None  # block k is released
+                if k > 0:
+                    steps[k - 1] = None
+                load(k + 1 + self._ahead)
         finally:
-            pending = [f for f in loads + steps if f is not None]
-            if pending:
+            futures = [f for f in loads + steps + held if f is not None]
+            loads[:] = steps[:] = held[:] = []
+            pending = [f for f in futures if not f.done()]
+            if pending:  # after an error: the rest of the pass
                 client.cancel(pending)
+            for f in futures:
+                f.release()
 
     def close(self):
         pass
@@ -200,8 +222,9 @@ def _client():
     """The ``distributed`` client that ``dask.compute`` would use here, or None.
 
     None inside a dask task (a fit in a worker trains in that worker, as
-    under a local scheduler) and under an explicitly configured local
-    scheduler (``dask.config.set(scheduler="threads")``).
+    under a local scheduler; it needs a second thread in that worker to
+    compute its blocks) and under an explicitly configured local scheduler
+    (``dask.config.set(scheduler="threads")``).
     """
     if "distributed" not in sys.modules:
         return None
