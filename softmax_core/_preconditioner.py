@@ -44,8 +44,9 @@ __all__ = ["Curvature", "Preconditioner", "estimate_curvature", "fit_preconditio
 # rows sampled for the power iteration, and its iterations
 _POWER_ROWS = 4096
 _POWER_ITERATIONS = 30
-# rows per chunk when the per-sample norms are computed (bounds the scratch memory)
-_CHUNK_ROWS = 8192
+# entries per chunk of rows in the passes over X (the variances, the per-sample
+# norms): bounds their scratch memory whatever the width of X
+_CHUNK_ENTRIES = 1 << 16
 
 
 @dataclass
@@ -99,17 +100,53 @@ def _np_dtype(X):
     return np.float32 if "float32" in str(X.dtype) else np.float64
 
 
+class _Scratch:
+    """Reusable buffers for a chunked pass over NumPy rows.
+
+    ``apply(ufunc, a, b, slot)`` is ``ufunc(a, b)`` written into the buffer
+    ``slot`` of its result dtype (which may be ``a`` or ``b`` themselves, an
+    elementwise ufunc allows that, but never the caller's data): one
+    allocation per slot and dtype for the whole pass.  A fresh array per
+    chunk is cheap with glibc's defaults, but where the process sets
+    ``MALLOC_TRIM_THRESHOLD_`` (dask's nanny starts every worker with 65536)
+    each chunk of a few MB is a fresh ``mmap`` whose pages fault in again.
+    """
+
+    def __init__(self):
+        self._buffers = {}
+
+    def apply(self, ufunc, a, b, slot):
+        dtype = np.result_type(a, b)
+        shape = np.broadcast_shapes(a.shape, b.shape)
+        key = (slot, dtype.str)
+        buf = self._buffers.get(key)
+        if buf is None or buf.shape[0] < shape[0] or buf.shape[1:] != shape[1:]:
+            buf = self._buffers[key] = np.empty(shape, dtype=dtype)
+        return ufunc(a, b, out=buf[:shape[0]])
+
+
+def _chunks(X):
+    """``(start, stop)`` of the chunks of rows of ``X`` (``_CHUNK_ENTRIES`` entries each)."""
+    n, step = X.shape[0], max(1, _CHUNK_ENTRIES // max(X.shape[1], 1))
+    return [(start, min(start + step, n)) for start in range(0, n, step)]
+
+
 def _chunked_variance(xp, X, mu, w=None):
     """Mean (or with ``w``: weighted sum / n) of squared deviations per column, by chunks."""
-    n = X.shape[0]
     acc = None
-    for start in range(0, n, _CHUNK_ROWS):
-        stop = min(start + _CHUNK_ROWS, n)
-        D = X[start:stop, ...] - mu
-        part = (D * D) if w is None else (D * D) * w[start:stop, None]
+    scratch = _Scratch() if xp is np else None
+    for start, stop in _chunks(X):
+        if scratch is None:
+            D = X[start:stop, ...] - mu
+            part = (D * D) if w is None else (D * D) * w[start:stop, None]
+        else:
+            D = scratch.apply(np.subtract, X[start:stop], mu, 0)
+            part = scratch.apply(np.multiply, D, D, 0)
+            if w is not None:
+                part = scratch.apply(np.multiply, part, w[start:stop, None], 1)
         part = xp.sum(part, axis=0)
         acc = part if acc is None else acc + part
-    return acc / n
+    return acc / X.shape[0]
 
 
 def _standardized(xp, X, pre):
@@ -127,10 +164,20 @@ def _row_norms2(xp, X, pre):
     """Squared norms of the standardized rows, chunk by chunk."""
     if sp.issparse(X):
         return np.asarray(X.multiply(X).sum(axis=1)).ravel()
-    parts, n = [], X.shape[0]
-    for start in range(0, n, _CHUNK_ROWS):
-        A = _standardized(xp, X[start:min(start + _CHUNK_ROWS, n), ...], pre)
-        parts.append(xp.sum(A * A, axis=1))
+    parts = []
+    scratch = _Scratch() if xp is np else None
+    inv_scale = pre.inv_scale(xp)
+    for start, stop in _chunks(X):
+        if scratch is None:
+            A = _standardized(xp, X[start:stop, ...], pre)
+            parts.append(xp.sum(A * A, axis=1))
+            continue
+        A = X[start:stop]
+        if pre.offset is not None:
+            A = scratch.apply(np.subtract, A, pre.offset, 0)
+        if inv_scale is not None:
+            A = scratch.apply(np.multiply, A, inv_scale, 0)
+        parts.append(np.sum(scratch.apply(np.multiply, A, A, 0), axis=1))
     return parts[0] if len(parts) == 1 else xp.concat(parts)
 
 

@@ -315,6 +315,7 @@ class Evaluation:
             y = xp.take(y, idx, axis=0)
             w = None if w is None else xp.take(w, idx, axis=0)
         self.X, self.y, self.w = X, y, w
+        self._scratch = {}
         self.total_weight = float(xp.sum(w)) if w is not None else float(y.shape[0])
         if xp is np and w is not None:
             self.w = np.ascontiguousarray(w, dtype=np.float64)
@@ -323,7 +324,7 @@ class Evaluation:
         xp, cfg = self.xp, self.cfg
         if xp is np:
             total = linear_loss(self.X, state.W, state.b if cfg.fit_intercept else None,
-                                self.y, self.w, cfg.label_smoothing)
+                                self.y, self.w, cfg.label_smoothing, self._scratch)
             if not math.isfinite(total):
                 return math.inf
         else:

@@ -245,9 +245,13 @@ def fused_eligible(X, W):
     return fused_reads_rows(X, W.shape[1]) and X.dtype == W.dtype and W.flags.c_contiguous
 
 
-def linear_loss(X, W, b, y, w, label_smoothing):
+def linear_loss(X, W, b, y, w, label_smoothing, scratch=None):
     """Summed (``w``-weighted) cross-entropy of ``X @ W + b`` on NumPy rows (dense
     or sparse), or inf where a logit is not finite.
+
+    ``scratch`` (a dict, or None): buffers kept between calls on the same
+    rows, so that the objective of every epoch allocates nothing (see
+    `NumpyOps`).
 
     Dense rows take the fused kernel without its gradient, so that a fit on
     them calls no BLAS at all: OpenBLAS's worker threads spin for about
@@ -255,11 +259,16 @@ def linear_loss(X, W, b, y, w, label_smoothing):
     objective) kept the second core busy for a whole fit of 40 ms epochs.
     """
     if fused_eligible(X, W):
-        Z = np.empty((X.shape[0], W.shape[1]), dtype=W.dtype)
+        shape = (X.shape[0], W.shape[1])
+        scratch = {} if scratch is None else scratch
+        Z = scratch.get("Z")
+        if Z is None or Z.shape != shape or Z.dtype != W.dtype:
+            Z = scratch["Z"] = np.empty(shape, dtype=W.dtype)
+            scratch["finite"] = np.empty(shape, dtype=bool)
         total = kernels.linear_cross_entropy(
             X, W, b, y, w, label_smoothing, 1.0, Z, None, None, None,
             n_threads_for(X.size * W.shape[1], PARALLEL_MIN_MACS))
-        return total if np.isfinite(Z).all() else math.inf
+        return total if np.isfinite(Z, out=scratch["finite"]).all() else math.inf
     Z = X @ W
     if b is not None:
         Z = Z + b

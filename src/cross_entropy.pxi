@@ -474,7 +474,7 @@ def cross_entropy_rows(const floating[:, ::1] x, const int64_t[::1] target,
         pws = _workspace(n_threads, CE_WORKSPACE)
     partial = <double *>malloc(n_tasks * sizeof(double))
     if partial == NULL:
-        _release(pws, n_threads, CE_WORKSPACE)
+        _release(pws)
         raise MemoryError("softmax_core: cannot allocate the kernel's partial sums")
     with nogil:
         if not blocked:
@@ -498,7 +498,7 @@ def cross_entropy_rows(const floating[:, ::1] x, const int64_t[::1] target,
                     partial[t] = _ce_rows_short(px, pg, pl, py, psw, r0, k, n, &p,
                                                 pws + threadid() * CE_WORKSPACE)
         total = _ordered_sum(partial, n_tasks)
-    _release(pws, n_threads, CE_WORKSPACE)
+    _release(pws)
     free(partial)
     if bad:
         _raise_bad_target(target, n, ignore_index)

@@ -253,7 +253,7 @@ def linear_cross_entropy(const floating[:, ::1] X, const floating[:, ::1] W,
         if pgb != NULL:
             _add_partials(pgb, parts + K * ldg, n_tasks, part, C)
         total = _ordered_sum(losses, n_tasks)
-    _release(ws, 1, per_task)
+    _release(ws)
     if bad:
         if rows is not None:
             for i in range(M):

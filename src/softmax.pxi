@@ -47,7 +47,8 @@ cdef extern from "<stdlib.h>" nogil:
 
 cdef extern from "workspace_cache.h" nogil:
     void *sc_ws_take(size_t bytes)
-    void sc_ws_give(void *p, size_t bytes)
+    void sc_ws_give(void *p)
+    size_t sc_ws_cached_bytes()
 
 import numpy as np
 
@@ -80,7 +81,7 @@ cdef inline bint _transposed_block(Py_ssize_t n, bint single) noexcept nogil:
 
 cdef double *_workspace(int n_threads, Py_ssize_t per_thread=WORKSPACE) except NULL:
     """Scratch of `per_thread` doubles for every thread of a blocked kernel;
-    the caller gives it back with `_release` (same arguments)."""
+    the caller gives it back with `_release`."""
     # 64-byte aligned, so that a vectorized sum over scratch splits the same
     # way in every call and every thread (reproducible reductions); cached per
     # calling thread (workspace_cache.h)
@@ -90,10 +91,15 @@ cdef double *_workspace(int n_threads, Py_ssize_t per_thread=WORKSPACE) except N
     return <double *>ws
 
 
-cdef inline void _release(double *ws, int n_threads,
-                          Py_ssize_t per_thread=WORKSPACE) noexcept nogil:
+cdef inline void _release(double *ws) noexcept nogil:
     """Give back a `_workspace` (NULL is ignored)."""
-    sc_ws_give(ws, max(n_threads, 1) * per_thread * sizeof(double))
+    sc_ws_give(ws)
+
+
+def workspace_cached_bytes():
+    """Bytes of the kernel workspace the calling thread keeps for its next call
+    (0 if none); for the tests of workspace_cache.h."""
+    return sc_ws_cached_bytes()
 
 
 cdef inline const floating *_next_row(const floating *x, Py_ssize_t t, Py_ssize_t outer,
@@ -247,7 +253,7 @@ cdef void _softmax_3d(const floating[:, :, ::1] x, floating[:, :, ::1] out,
                     _rows_short(px + r0 * n, po + r0 * n,
                                 min(rows_per_task, outer - r0), n, use_log,
                                 pws + threadid() * WORKSPACE)
-        _release(pws, n_threads)
+        _release(pws)
     else:
         n_tiles = (inner + TILE - 1) // TILE
         n_tasks = outer * n_tiles
@@ -362,7 +368,7 @@ def logsumexp_3d(const floating[:, :, ::1] x, floating[:, ::1] out,
                 else:
                     _lse_short(px + r0 * n, po + r0, min(rows_per_task, outer - r0), n,
                                pws + threadid() * WORKSPACE)
-        _release(pws, n_threads)
+        _release(pws)
     elif inner == 1:
         with nogil:
             for t in prange(outer, schedule="static", num_threads=n_threads,

@@ -83,7 +83,7 @@ def softmax_backward_3d(const floating[:, :, ::1] g, const floating[:, :, ::1] y
                 _vjp_transposed(pg + r0 * n, py + r0 * n, po + r0 * n,
                                 min(rows_per_task, outer - r0), n, use_log,
                                 pws + threadid() * WORKSPACE)
-        _release(pws, n_threads)
+        _release(pws)
     elif inner == 1:
         with nogil:
             for t in prange(outer, schedule="static", num_threads=n_threads,
