@@ -45,8 +45,12 @@ __all__ = ["Params", "Step", "train_block", "LocalChain", "WorkerChain", "chain_
 
 # blocks computed beyond the one that trains on the workers (bench_dask.py, 3.2 GB on 2
 # workers: one left a worker idle between its step and its next block, 28.9 s for the survey
-# and 2 epochs; two 23.4 s and three 23.1 s, all 0.66 GiB per worker at most)
-WORKER_AHEAD = 2
+# and 2 epochs; two 23.4 s and three 23.1 s, all 0.66 GiB per worker at most, on a 2-core
+# AMD EPYC.  On a 2-core Xeon, survey and 3 epochs, two runs each: two 34.7 / 35.4 s, three
+# 31.7 / 31.5 s (0.67-0.76 GiB), four 34.0 / 33.4 s (0.76 GiB).  With two, a worker that had
+# prepared its block waited for the driver to hear of the step that released a block and
+# submit the next one: 16 gaps of 85 ms on average per worker in 2 epochs)
+WORKER_AHEAD = 3
 # the largest model (W, with its momentum buffer) fetched after every block step
 FOLLOW_BYTES = 1 << 20
 

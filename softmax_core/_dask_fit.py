@@ -8,7 +8,7 @@ encoded, its rows permuted, as indices that the fused kernel reads in place
 where it applies) and trained on by the usual shuffled minibatch steps, as a
 chain of block steps (``_dask_chain``): with a ``distributed`` client, the
 steps run on the workers that hold the blocks (the model moves, at most
-three blocks are held by the cluster); otherwise the blocks come to this
+four blocks are held by the cluster); otherwise the blocks come to this
 process, the next two computed while one trains.
 
 ``fit`` first makes one survey pass (``_dask_blocks.survey``): the classes,
