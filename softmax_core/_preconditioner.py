@@ -45,8 +45,10 @@ __all__ = ["Curvature", "Preconditioner", "estimate_curvature", "fit_preconditio
 _POWER_ROWS = 4096
 _POWER_ITERATIONS = 30
 # entries per chunk of rows in the passes over X (the variances, the per-sample
-# norms): bounds their scratch memory whatever the width of X
+# norms): bounds their scratch memory whatever the width of X; rows per chunk at
+# least in other namespaces than NumPy
 _CHUNK_ENTRIES = 1 << 16
+_CHUNK_ROWS = 8192
 
 
 @dataclass
@@ -125,17 +127,20 @@ class _Scratch:
         return ufunc(a, b, out=buf[:shape[0]])
 
 
-def _chunks(X):
-    """``(start, stop)`` of the chunks of rows of ``X`` (``_CHUNK_ENTRIES`` entries each)."""
-    n, step = X.shape[0], max(1, _CHUNK_ENTRIES // max(X.shape[1], 1))
-    return [(start, min(start + step, n)) for start in range(0, n, step)]
+def _chunks(xp, X):
+    """``(start, stop)`` of the chunks of rows of ``X``: ``_CHUNK_ENTRIES`` entries each
+    for NumPy (reused scratch), at least ``_CHUNK_ROWS`` rows for other namespaces
+    (fresh arrays each, and every operation a kernel launch on a GPU)."""
+    n, d = X.shape[0], max(X.shape[1], 1)
+    step = max(1, _CHUNK_ENTRIES // d) if xp is np else max(_CHUNK_ROWS, _CHUNK_ENTRIES // d)
+    return ((start, min(start + step, n)) for start in range(0, n, step))
 
 
 def _chunked_variance(xp, X, mu, w=None):
     """Mean (or with ``w``: weighted sum / n) of squared deviations per column, by chunks."""
     acc = None
     scratch = _Scratch() if xp is np else None
-    for start, stop in _chunks(X):
+    for start, stop in _chunks(xp, X):
         if scratch is None:
             D = X[start:stop, ...] - mu
             part = (D * D) if w is None else (D * D) * w[start:stop, None]
@@ -143,7 +148,7 @@ def _chunked_variance(xp, X, mu, w=None):
             D = scratch.apply(np.subtract, X[start:stop], mu, 0)
             part = scratch.apply(np.multiply, D, D, 0)
             if w is not None:
-                part = scratch.apply(np.multiply, part, w[start:stop, None], 1)
+                part = scratch.apply(np.multiply, part, w[start:stop, None], 0)
         part = xp.sum(part, axis=0)
         acc = part if acc is None else acc + part
     return acc / X.shape[0]
@@ -167,7 +172,7 @@ def _row_norms2(xp, X, pre):
     parts = []
     scratch = _Scratch() if xp is np else None
     inv_scale = pre.inv_scale(xp)
-    for start, stop in _chunks(X):
+    for start, stop in _chunks(xp, X):
         if scratch is None:
             A = _standardized(xp, X[start:stop, ...], pre)
             parts.append(xp.sum(A * A, axis=1))

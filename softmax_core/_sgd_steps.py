@@ -250,8 +250,8 @@ def linear_loss(X, W, b, y, w, label_smoothing, scratch=None):
     or sparse), or inf where a logit is not finite.
 
     ``scratch`` (a dict, or None): buffers kept between calls on the same
-    rows, so that the objective of every epoch allocates nothing (see
-    `NumpyOps`).
+    rows, so that on the fused kernel's path the objective of every epoch
+    allocates no logits (the BLAS path still does).
 
     Dense rows take the fused kernel without its gradient, so that a fit on
     them calls no BLAS at all: OpenBLAS's worker threads spin for about

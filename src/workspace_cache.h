@@ -1,6 +1,7 @@
 /* Design: one cached kernel workspace per calling thread.
  *
- * The blocked kernels need a few hundred KiB of 64-byte aligned scratch per
+ * The blocked kernels need a few hundred KiB (the fused linear step of a wide
+ * model: tens of MiB) of 64-byte aligned scratch per
  * call.  Allocating and freeing it at every call is cheap with glibc's
  * defaults, but where the process sets MALLOC_TRIM_THRESHOLD_ (dask's nanny
  * starts every worker with 65536), glibc's adaptive mmap threshold is off:

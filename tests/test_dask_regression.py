@@ -518,7 +518,7 @@ def test_diverging_fit_on_the_workers_is_rolled_back(dask_client):
     assert np.isfinite(model.coef_).all() and model.score(X, y) > 0.5
 
 
-@pytest.mark.parametrize("ahead", [1, 2])
+@pytest.mark.parametrize("ahead", [1, 2, 3])
 def test_worker_chain_computes_at_most_ahead_blocks_beyond_the_one_training(
         dask_client, monkeypatch, ahead):
     """Block j is submitted only once the steps of blocks ..., j - ahead - 1 have returned:
