@@ -169,21 +169,41 @@ def _row_norms2(xp, X, pre):
     """Squared norms of the standardized rows, chunk by chunk."""
     if sp.issparse(X):
         return np.asarray(X.multiply(X).sum(axis=1)).ravel()
-    parts = []
-    scratch = _Scratch() if xp is np else None
-    inv_scale = pre.inv_scale(xp)
-    for start, stop in _chunks(xp, X):
-        if scratch is None:
+    if xp is not np:
+        parts = []
+        for start, stop in _chunks(xp, X):
             A = _standardized(xp, X[start:stop, ...], pre)
             parts.append(xp.sum(A * A, axis=1))
-            continue
+        return parts[0] if len(parts) == 1 else xp.concat(parts)
+    scratch, norms = _Scratch(), None
+    inv_scale = pre.inv_scale(np)
+    for start, stop in _chunks(np, X):
         A = X[start:stop]
         if pre.offset is not None:
             A = scratch.apply(np.subtract, A, pre.offset, 0)
         if inv_scale is not None:
             A = scratch.apply(np.multiply, A, inv_scale, 0)
-        parts.append(np.sum(scratch.apply(np.multiply, A, A, 0), axis=1))
-    return parts[0] if len(parts) == 1 else xp.concat(parts)
+        A = scratch.apply(np.multiply, A, A, 0)
+        if norms is None:
+            norms = np.empty(X.shape[0], dtype=A.dtype)
+        np.sum(A, axis=1, out=norms[start:stop])
+    return norms
+
+
+def _standardized_copy(xp, X, pre):
+    """`_standardized` of ``X``, in place where ``X`` is a NumPy array of this
+    call's own (a sample of rows) and the dtypes allow it."""
+    if xp is not np or sp.issparse(X):
+        return _standardized(xp, X, pre)
+    inv_scale = pre.inv_scale(np)
+    for part in (pre.offset, inv_scale):
+        if part is not None and np.result_type(X, part) != X.dtype:
+            return _standardized(xp, X, pre)
+    if pre.offset is not None:
+        np.subtract(X, pre.offset, out=X)
+    if inv_scale is not None:
+        np.multiply(X, inv_scale, out=X)
+    return X
 
 
 def _top_eigenvalue(xp, A, w, fit_intercept, rng):
@@ -253,7 +273,8 @@ def estimate_curvature(xp, X, w, pre, alpha, fit_intercept, rng):
             idx = rows if xp is np else xp.asarray(rows, device=_device(X))
             sample = xp.take(X, idx, axis=0)
         w_sample = None if w is None else (w[rows] if xp is np else xp.take(w, idx, axis=0))
-    A = _standardized(xp, sample, pre)
+    # a sample of rows is this call's own copy: standardized in place
+    A = _standardized(xp, sample, pre) if rows is None else _standardized_copy(xp, sample, pre)
     L = 0.5 * _top_eigenvalue(xp, A, w_sample, fit_intercept, rng)
     L = min(max(L, 0.0), L_max)  # the mean never exceeds the largest term
     penalty = alpha * (1.0 if pre.inv_scale2 is None else float(xp.max(pre.inv_scale2)))

@@ -918,7 +918,11 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         coef, intercept = self.coef_, self.intercept_
         if not _is_numpy_namespace(xp) and coef.dtype != X.dtype:
             coef, intercept = xp.astype(coef, X.dtype), xp.astype(intercept, X.dtype)
-        return xp, X @ coef.T + intercept
+        scores = X @ coef.T
+        if isinstance(scores, np.ndarray) and np.result_type(scores, intercept) == scores.dtype:
+            scores += intercept  # the product is ours: no second array of logits
+            return xp, scores
+        return xp, scores + intercept
 
     def _full_logits(self, X, method):
         """Logits of every class, (n, n_classes); ``[0, d]`` for two classes."""

@@ -122,3 +122,43 @@ def test_chunked_passes_match_the_generic_namespace(monkeypatch):
     np.testing.assert_allclose(np.asarray(pre_xp.inv_scale2), pre_np.inv_scale2, rtol=1e-12)
     np.testing.assert_allclose(np.asarray(_preconditioner._row_norms2(xp, xp.asarray(X), pre_xp)),
                                _preconditioner._row_norms2(np, X, pre_np), rtol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_curvature_sample_standardized_in_place_leaves_x_alone(monkeypatch, dtype):
+    # more rows than the power iteration's sample: the sample is a copy, standardized in place
+    X, _ = _data(dtype, n=_preconditioner._POWER_ROWS + 500)
+    before = X.copy()
+    pre = _preconditioner.fit_preconditioner(np, X, None, True, True)
+    curvature = _preconditioner.estimate_curvature(np, X, None, pre, 1e-4, True,
+                                                   np.random.RandomState(0))
+    np.testing.assert_array_equal(X, before)
+    # the same as standardizing a new array
+    monkeypatch.setattr(_preconditioner, "_standardized_copy", _preconditioner._standardized)
+    assert _preconditioner.estimate_curvature(np, X, None, pre, 1e-4, True,
+                                              np.random.RandomState(0)) == curvature
+    # oracle: the largest eigenvalue of the Hessian bound on the same sample, in float64;
+    # the power iteration stops at a relative change of 1e-3, from below
+    rows = np.sort(np.random.RandomState(0).choice(X.shape[0], _preconditioner._POWER_ROWS,
+                                                   replace=False))
+    A = (before[rows].astype(np.float64) - pre.offset) * np.sqrt(pre.inv_scale2.astype(np.float64))
+    A1 = np.hstack([A, np.ones((A.shape[0], 1))])
+    top = 0.5 * np.linalg.eigvalsh(A1.T @ A1 / A1.shape[0])[-1]
+    assert 0.9 * top <= curvature.L <= top * (1 + 1e-5)
+
+
+@pytest.mark.parametrize("fit_dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("x_dtype", [np.float32, np.float64])
+def test_decision_function_against_numpy(fit_dtype, x_dtype):
+    from softmax_core import SoftmaxRegression
+
+    X, _ = _data(fit_dtype, n=600)
+    y = np.arange(600) % 3
+    model = SoftmaxRegression(random_state=0, max_iter=5, tol=None).fit(X, y)
+    Xp = X.astype(x_dtype)
+    before = Xp.copy()
+    scores = model.decision_function(Xp)
+    expected = Xp @ model.coef_.T + model.intercept_
+    assert scores.dtype == expected.dtype
+    np.testing.assert_array_equal(scores, expected)
+    np.testing.assert_array_equal(Xp, before)
