@@ -7,20 +7,21 @@ the in-memory optimizer).  Two ways run the same chain:
 
 * `LocalChain`: the blocks come to this process (`_dask_blocks.BlockStream`,
   the next ones computed while one trains) and the steps run here.  Used
-  under dask's local schedulers (threads, synchronous, processes) and when
-  the fit itself runs inside a dask task.
+  under dask's local schedulers (threads, synchronous, processes).
 * `WorkerChain`: with a ``distributed`` client active, the model travels to
   the blocks instead of the blocks to the model (the design of dask-ml's
-  ``Incremental``): each block is computed and prepared by a task, the step
-  of block ``k`` is a task that depends on that block and on step ``k - 1``,
-  so the scheduler normally runs it where the block is and only the
-  parameters move between workers.  Unlike ``Incremental``, which submits
-  the whole pass at once (and whose workers then hold many blocks at a
-  time), at most ``ahead`` blocks are computed beyond the one that trains,
-  and a block is released as soon as its step is done: the cluster holds at
-  most ``ahead + 1`` prepared blocks.  Step ``k + 1`` is submitted before
-  the driver waits for step ``k``, so the chain does not wait for the driver
-  between blocks.  The workers need softmax-core (the same version).
+  ``Incremental``; also for a fit that runs inside a dask task, which then
+  leaves its worker's thread pool, `seceded_in_task`): each block is
+  computed and prepared by a task, the step of block ``k`` is a task that
+  depends on that block and on step ``k - 1``, so the scheduler normally
+  runs it where the block is and only the parameters move between workers.
+  Unlike ``Incremental``, which submits the whole pass at once (and whose
+  workers then hold many blocks at a time), at most ``ahead`` blocks are
+  computed beyond the one that trains, and a block is released as soon as
+  its step is done: the cluster holds at most ``ahead + 1`` prepared blocks.
+  Step ``k + 1`` is submitted before the driver waits for step ``k``, so the
+  chain does not wait for the driver between blocks.  The workers need
+  softmax-core (the same version).
 
 Both take the same seeds for the same things (a block's row permutation from
 ``RandomState(seed)`` when it is prepared, its batch order from
@@ -33,6 +34,7 @@ the workers' one thread.
 
 import math
 import sys
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -41,7 +43,8 @@ from ._dask_blocks import AHEAD, BlockStream, prepare_block
 from ._sgd import SGDState, run_batches
 from ._sgd_steps import NumpyOps
 
-__all__ = ["Params", "Step", "train_block", "LocalChain", "WorkerChain", "chain_for"]
+__all__ = ["Params", "Step", "train_block", "LocalChain", "WorkerChain", "chain_for",
+           "seceded_in_task"]
 
 # blocks computed beyond the one that trains on the workers (bench_dask.py, 3.2 GB on 2
 # workers: one left a worker idle between its step and its next block, 28.9 s for the survey
@@ -225,23 +228,47 @@ class WorkerChain:
 def _client():
     """The ``distributed`` client that ``dask.compute`` would use here, or None.
 
-    None inside a dask task (a fit in a worker trains in that worker, as
-    under a local scheduler; it needs a second thread in that worker to
-    compute its blocks) and under an explicitly configured local scheduler
-    (``dask.config.set(scheduler="threads")``).
+    Inside a dask task, the worker's client: `_dask_fit.fit_dask` has then
+    left the worker's thread pool (``worker_client``), so the blocks' tasks
+    can run on that worker too.  None under an explicitly configured local
+    scheduler (``dask.config.set(scheduler="threads")``).
     """
     if "distributed" not in sys.modules:
         return None
     from dask.base import get_scheduler
-    from distributed import Client, get_worker
+    from distributed import Client, get_client, get_worker
 
     try:
         get_worker()
-        return None
     except ValueError:
         pass
+    else:
+        return get_client()
     owner = getattr(get_scheduler(), "__self__", None)
     return owner if isinstance(owner, Client) and not owner.asynchronous else None
+
+
+@contextmanager
+def seceded_in_task():
+    """Inside a dask task: leave the worker's thread pool while the block yields.
+
+    A fit on a dask array computes its blocks on the cluster; from a task
+    that holds a worker's only thread they would wait for that thread
+    forever (measured: a fit in a task on 2 workers of one thread never
+    finished).  Elsewhere this does nothing.
+    """
+    if "distributed" not in sys.modules:
+        yield
+        return
+    from distributed import get_worker, worker_client
+
+    try:
+        get_worker()
+    except ValueError:
+        yield
+        return
+    with worker_client():
+        yield
 
 
 def chain_for(data, prepare, ahead=None):

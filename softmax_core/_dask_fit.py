@@ -35,7 +35,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
 
 from ._dask_blocks import DaskTrainingSet, survey
-from ._dask_chain import Params, Step, chain_for
+from ._dask_chain import Params, Step, chain_for, seceded_in_task
 from ._preconditioner import Preconditioner, preconditioner_from_moments
 from ._sgd import (
     EVAL_ROWS,
@@ -131,7 +131,16 @@ class _Blocks:
 
 
 def fit_dask(est, X, y, sample_weight, classes, incremental):
-    """``est.fit`` / ``est.partial_fit`` on dask input; returns ``est``."""
+    """``est.fit`` / ``est.partial_fit`` on dask input; returns ``est``.
+
+    Inside a dask task the fit first leaves the worker's thread pool
+    (`_dask_chain.seceded_in_task`), so that its blocks can be computed on
+    that worker too."""
+    with seceded_in_task():
+        return _fit_dask(est, X, y, sample_weight, classes, incremental)
+
+
+def _fit_dask(est, X, y, sample_weight, classes, incremental):
     if est.early_stopping and not incremental:
         raise ValueError(
             "early_stopping is not supported for dask input: hold out a validation set "

@@ -615,3 +615,43 @@ def test_worker_chain_of_a_large_model_and_its_futures_after_an_error(dask_clien
     left = [k for k in dask_client.futures
             if any(name in str(k) for name in ("train_block", "prepare_block", "Step", "Params"))]
     assert left == []
+
+
+def _fit_in_a_task(X, y, incremental):
+    """Run in a dask task: a fit (or two partial_fit calls) on dask arrays made in the task."""
+    Xd, yd = da.from_array(X, chunks=700), da.from_array(y, chunks=700)
+    model = SoftmaxRegression(random_state=2)
+    if incremental:
+        model.partial_fit(Xd, yd, classes=np.unique(y))
+        model.partial_fit(Xd, yd)
+    else:
+        model.fit(Xd, yd)
+    return model
+
+
+@pytest.mark.parametrize("incremental", [False, True])
+def test_fit_inside_a_dask_task(dask_client, incremental):
+    """A fit on dask arrays inside a task on workers of one thread: it leaves the worker's
+    thread pool (else its blocks wait for the thread it holds: it never finished) and
+    trains with the worker's client, the same model as the threaded scheduler's."""
+    X, y = _data(n=3000, seed=14)
+    model = dask_client.submit(_fit_in_a_task, X, y, incremental, pure=False).result(timeout=120)
+    with dask.config.set(scheduler="threads"):
+        expected = _fit_in_a_task(X, y, incremental)
+    np.testing.assert_array_equal(model.coef_, expected.coef_)
+    np.testing.assert_array_equal(model.intercept_, expected.intercept_)
+    assert model.n_iter_ == expected.n_iter_
+    # the workers have their whole thread pool back
+    assert all(n == 1 for n in dask_client.nthreads().values())
+
+
+def test_fit_inside_a_task_on_a_single_thread_cluster():
+    distributed = pytest.importorskip("distributed")
+    import logging
+
+    X, y = _data(n=2000, seed=15)
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                                  dashboard_address=":0", silence_logs=logging.ERROR) as cluster, \
+            distributed.Client(cluster) as client:
+        model = client.submit(_fit_in_a_task, X, y, False, pure=False).result(timeout=120)
+    assert model.score(X, y) > 0.6
