@@ -228,45 +228,49 @@ class WorkerChain:
 def _client():
     """The ``distributed`` client that ``dask.compute`` would use here, or None.
 
-    Inside a dask task, the worker's client: `_dask_fit.fit_dask` has then
-    left the worker's thread pool (``worker_client``), so the blocks' tasks
-    can run on that worker too.  None under an explicitly configured local
-    scheduler (``dask.config.set(scheduler="threads")``).
+    None under an explicitly configured local scheduler
+    (``dask.config.set(scheduler="threads")``) and for an asynchronous
+    client.  Inside a dask task it is the worker's client (a fit on dask
+    arrays leaves the worker's thread pool first, `seceded_in_task`).
     """
     if "distributed" not in sys.modules:
         return None
     from dask.base import get_scheduler
-    from distributed import Client, get_client, get_worker
+    from distributed import Client
 
-    try:
-        get_worker()
-    except ValueError:
-        pass
-    else:
-        return get_client()
     owner = getattr(get_scheduler(), "__self__", None)
     return owner if isinstance(owner, Client) and not owner.asynchronous else None
 
 
-@contextmanager
-def seceded_in_task():
-    """Inside a dask task: leave the worker's thread pool while the block yields.
-
-    A fit on a dask array computes its blocks on the cluster; from a task
-    that holds a worker's only thread they would wait for that thread
-    forever (measured: a fit in a task on 2 workers of one thread never
-    finished).  Elsewhere this does nothing.
-    """
-    if "distributed" not in sys.modules:
-        yield
-        return
-    from distributed import get_worker, worker_client
+def _in_task():
+    """Whether this thread runs a dask task (not an actor's method)."""
+    from distributed import get_worker
+    from distributed.worker import thread_state
 
     try:
         get_worker()
     except ValueError:
+        return False
+    # an actor's method runs in the actor's own thread: no pool thread to leave
+    return not getattr(thread_state, "actor", False)
+
+
+@contextmanager
+def seceded_in_task():
+    """Inside a dask task that computes on the cluster: leave the worker's thread
+    pool while the block yields (``distributed.worker_client``).
+
+    A fit on a dask array computes its blocks on the cluster; from a task
+    that holds a worker's only thread they would wait for that thread
+    forever (measured: a fit in a task on 2 workers of one thread never
+    finished).  Elsewhere, and under a configured local scheduler, this
+    does nothing.
+    """
+    if "distributed" not in sys.modules or not _in_task() or _client() is None:
         yield
         return
+    from distributed import worker_client
+
     with worker_client():
         yield
 

@@ -73,7 +73,15 @@ def predict_dask(est, X, method):
 
 
 def score_dask(est, X, y, sample_weight):
-    """Mean (weighted) accuracy on dask input, computed in one pass."""
+    """Mean (weighted) accuracy on dask input, computed in one pass (inside a
+    dask task, after leaving the worker's thread pool: `seceded_in_task`)."""
+    from ._dask_chain import seceded_in_task
+
+    with seceded_in_task():
+        return _score_dask(est, X, y, sample_weight)
+
+
+def _score_dask(est, X, y, sample_weight):
     import dask
     import dask.array as da
 

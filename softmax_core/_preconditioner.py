@@ -187,7 +187,7 @@ def _row_norms2(xp, X, pre):
         if norms is None:
             norms = np.empty(X.shape[0], dtype=A.dtype)
         np.sum(A, axis=1, out=norms[start:stop])
-    return norms
+    return norms if norms is not None else np.zeros(0, dtype=X.dtype)
 
 
 def _standardized_copy(xp, X, pre):

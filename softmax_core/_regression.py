@@ -919,7 +919,8 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         if not _is_numpy_namespace(xp) and coef.dtype != X.dtype:
             coef, intercept = xp.astype(coef, X.dtype), xp.astype(intercept, X.dtype)
         scores = X @ coef.T
-        if isinstance(scores, np.ndarray) and np.result_type(scores, intercept) == scores.dtype:
+        if isinstance(scores, np.ndarray) and isinstance(intercept, np.ndarray) \
+                and np.result_type(scores, intercept) == scores.dtype:
             scores += intercept  # the product is ours: no second array of logits
             return xp, scores
         return xp, scores + intercept

@@ -617,41 +617,81 @@ def test_worker_chain_of_a_large_model_and_its_futures_after_an_error(dask_clien
     assert left == []
 
 
-def _fit_in_a_task(X, y, incremental):
-    """Run in a dask task: a fit (or two partial_fit calls) on dask arrays made in the task."""
+def _fit_in_a_task(X, y, incremental, scheduler=None):
+    """Run in a dask task: a fit (or two partial_fit calls) on dask arrays made in the task,
+    then its score on them; returns the model, the chains it trained with and the score."""
+    from softmax_core import _dask_fit
+
     Xd, yd = da.from_array(X, chunks=700), da.from_array(y, chunks=700)
     model = SoftmaxRegression(random_state=2)
-    if incremental:
-        model.partial_fit(Xd, yd, classes=np.unique(y))
-        model.partial_fit(Xd, yd)
-    else:
-        model.fit(Xd, yd)
-    return model
+    chains, original = [], _dask_fit.chain_for
+
+    def spy(*args, **kwargs):
+        chain = original(*args, **kwargs)
+        chains.append(type(chain).__name__)
+        return chain
+
+    _dask_fit.chain_for = spy
+    try:
+        with dask.config.set({} if scheduler is None else {"scheduler": scheduler}):
+            if incremental:
+                model.partial_fit(Xd, yd, classes=np.unique(y))
+                model.partial_fit(Xd, yd)
+            else:
+                model.fit(Xd, yd)
+            score = model.score(Xd, yd)
+    finally:
+        _dask_fit.chain_for = original
+    return model, chains, score
 
 
-@pytest.mark.parametrize("incremental", [False, True])
-def test_fit_inside_a_dask_task(dask_client, incremental):
-    """A fit on dask arrays inside a task on workers of one thread: it leaves the worker's
-    thread pool (else its blocks wait for the thread it holds: it never finished) and
-    trains with the worker's client, the same model as the threaded scheduler's."""
-    X, y = _data(n=3000, seed=14)
-    model = dask_client.submit(_fit_in_a_task, X, y, incremental, pure=False).result(timeout=120)
-    with dask.config.set(scheduler="threads"):
-        expected = _fit_in_a_task(X, y, incremental)
-    np.testing.assert_array_equal(model.coef_, expected.coef_)
-    np.testing.assert_array_equal(model.intercept_, expected.intercept_)
-    assert model.n_iter_ == expected.n_iter_
-    # the workers have their whole thread pool back
-    assert all(n == 1 for n in dask_client.nthreads().values())
-
-
-def test_fit_inside_a_task_on_a_single_thread_cluster():
+def _in_a_task(n_workers, *args):
+    """``_fit_in_a_task(*args)`` as a task on a fresh in-process cluster of ``n_workers``
+    workers of one thread (cancelled after 120 s, so a deadlock fails the test alone)."""
     distributed = pytest.importorskip("distributed")
     import logging
 
-    X, y = _data(n=2000, seed=15)
-    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+    with distributed.LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=False,
                                   dashboard_address=":0", silence_logs=logging.ERROR) as cluster, \
             distributed.Client(cluster) as client:
-        model = client.submit(_fit_in_a_task, X, y, False, pure=False).result(timeout=120)
-    assert model.score(X, y) > 0.6
+        future = client.submit(_fit_in_a_task, *args, pure=False)
+        try:
+            return future.result(timeout=120)
+        finally:
+            future.cancel()
+
+
+@pytest.mark.parametrize("incremental", [False, True])
+def test_fit_inside_a_dask_task(incremental):
+    """A fit on dask arrays inside a task on workers of one thread: it leaves the worker's
+    thread pool (else its blocks wait for the thread it holds: it never finished) and
+    trains with the worker's client, the same model as the threaded scheduler's; its score
+    on the dask arrays is computed there too."""
+    X, y = _data(n=3000, seed=14)
+    model, chains, score = _in_a_task(2, X, y, incremental)
+    assert chains == ["WorkerChain"] * (2 if incremental else 1)
+    with dask.config.set(scheduler="threads"):
+        expected, local_chains, _ = _fit_in_a_task(X, y, incremental)
+    assert local_chains == ["LocalChain"] * len(chains)
+    np.testing.assert_array_equal(model.coef_, expected.coef_)
+    np.testing.assert_array_equal(model.intercept_, expected.intercept_)
+    assert model.n_iter_ == expected.n_iter_
+    assert score == pytest.approx(float(np.mean(expected.predict(X) == y)), abs=1e-12)
+
+
+def test_fit_inside_a_task_on_a_single_thread_cluster():
+    X, y = _data(n=2000, seed=15)
+    model, chains, score = _in_a_task(1, X, y, False)
+    assert chains == ["WorkerChain"]
+    assert score == pytest.approx(float(np.mean(model.predict(X) == y)), abs=1e-12)
+    assert score > 0.6
+
+
+def test_fit_inside_a_task_keeps_a_configured_local_scheduler():
+    # dask.config.set(scheduler="threads") inside the task: the blocks come to the task
+    X, y = _data(n=2000, seed=15)
+    model, chains, _ = _in_a_task(1, X, y, False, "threads")
+    assert chains == ["LocalChain"]
+    with dask.config.set(scheduler="threads"):
+        expected, _, _ = _fit_in_a_task(X, y, False)
+    np.testing.assert_array_equal(model.coef_, expected.coef_)
