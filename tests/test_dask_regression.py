@@ -264,9 +264,7 @@ def test_fit_errors(case, match):
     assert not hasattr(model, "coef_")
 
 
-def test_diverging_fit_is_rolled_back_or_raises():
-    """A far too large step diverges: the epoch is undone and retried with a smaller one
-    (as in memory), never a silent garbage model."""
+def _check_diverging_fit_is_rolled_back():
     X, y = _data(n=3000, unscaled=False)
     Xd, yd = da.from_array(X, chunks=1000), da.from_array(y, chunks=1000)
     with warnings.catch_warnings():
@@ -275,6 +273,12 @@ def test_diverging_fit_is_rolled_back_or_raises():
                                   max_iter=30).fit(Xd, yd)
     assert model.n_divergence_retries_ > 0
     assert np.isfinite(model.coef_).all() and model.score(X, y) > 0.5
+
+
+def test_diverging_fit_is_rolled_back_or_raises():
+    """A far too large step diverges: the epoch is undone and retried with a smaller one
+    (as in memory), never a silent garbage model."""
+    _check_diverging_fit_is_rolled_back()
 
 
 # -------------------------------------------------------- predictions
@@ -508,14 +512,7 @@ def test_partial_fit_on_the_workers_equals_the_local_one_and_checks_each_block(d
 
 
 def test_diverging_fit_on_the_workers_is_rolled_back(dask_client):
-    X, y = _data(n=3000, unscaled=False)
-    Xd, yd = da.from_array(X, chunks=1000), da.from_array(y, chunks=1000)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        model = SoftmaxRegression(learning_rate=1e4, momentum=0.0, random_state=0,
-                                  max_iter=30).fit(Xd, yd)
-    assert model.n_divergence_retries_ > 0
-    assert np.isfinite(model.coef_).all() and model.score(X, y) > 0.5
+    _check_diverging_fit_is_rolled_back()
 
 
 @pytest.mark.parametrize("ahead", [1, 2, 3])
