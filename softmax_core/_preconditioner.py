@@ -154,14 +154,25 @@ def _chunked_variance(xp, X, mu, w=None):
     return acc / X.shape[0]
 
 
-def _standardized(xp, X, pre):
-    """``(X - mu) / s`` as a dense array (for a sample of rows), or X itself."""
+def _standardized(xp, X, pre, own=False):
+    """``(X - mu) / s`` as a dense array (for a sample of rows), or X itself.
+
+    ``own``: ``X`` is a NumPy array of the caller's own (a sample of rows),
+    standardized in place where the dtypes allow it."""
     if sp.issparse(X):
+        return X
+    inv_scale = pre.inv_scale(xp)
+    parts = [p for p in (pre.offset, inv_scale) if p is not None]
+    if own and xp is np and all(np.result_type(X, p) == X.dtype for p in parts):
+        if pre.offset is not None:
+            np.subtract(X, pre.offset, out=X)
+        if inv_scale is not None:
+            np.multiply(X, inv_scale, out=X)
         return X
     if pre.offset is not None:
         X = X - pre.offset
-    if pre.inv_scale2 is not None:
-        X = X * pre.inv_scale(xp)
+    if inv_scale is not None:
+        X = X * inv_scale
     return X
 
 
@@ -188,22 +199,6 @@ def _row_norms2(xp, X, pre):
             norms = np.empty(X.shape[0], dtype=A.dtype)
         np.sum(A, axis=1, out=norms[start:stop])
     return norms if norms is not None else np.zeros(0, dtype=X.dtype)
-
-
-def _standardized_copy(xp, X, pre):
-    """`_standardized` of ``X``, in place where ``X`` is a NumPy array of this
-    call's own (a sample of rows) and the dtypes allow it."""
-    if xp is not np or sp.issparse(X):
-        return _standardized(xp, X, pre)
-    inv_scale = pre.inv_scale(np)
-    for part in (pre.offset, inv_scale):
-        if part is not None and np.result_type(X, part) != X.dtype:
-            return _standardized(xp, X, pre)
-    if pre.offset is not None:
-        np.subtract(X, pre.offset, out=X)
-    if inv_scale is not None:
-        np.multiply(X, inv_scale, out=X)
-    return X
 
 
 def _top_eigenvalue(xp, A, w, fit_intercept, rng):
@@ -274,7 +269,7 @@ def estimate_curvature(xp, X, w, pre, alpha, fit_intercept, rng):
             sample = xp.take(X, idx, axis=0)
         w_sample = None if w is None else (w[rows] if xp is np else xp.take(w, idx, axis=0))
     # a sample of rows is this call's own copy: standardized in place
-    A = _standardized(xp, sample, pre) if rows is None else _standardized_copy(xp, sample, pre)
+    A = _standardized(xp, sample, pre, own=rows is not None)
     L = 0.5 * _top_eigenvalue(xp, A, w_sample, fit_intercept, rng)
     L = min(max(L, 0.0), L_max)  # the mean never exceeds the largest term
     penalty = alpha * (1.0 if pre.inv_scale2 is None else float(xp.max(pre.inv_scale2)))

@@ -134,7 +134,9 @@ def test_curvature_sample_standardized_in_place_leaves_x_alone(monkeypatch, dtyp
                                                    np.random.RandomState(0))
     np.testing.assert_array_equal(X, before)
     # the same as standardizing a new array
-    monkeypatch.setattr(_preconditioner, "_standardized_copy", _preconditioner._standardized)
+    standardized = _preconditioner._standardized
+    monkeypatch.setattr(_preconditioner, "_standardized",
+                        lambda xp, X, pre, own=False: standardized(xp, X, pre))
     assert _preconditioner.estimate_curvature(np, X, None, pre, 1e-4, True,
                                               np.random.RandomState(0)) == curvature
     # oracle: the largest eigenvalue of the Hessian bound on the same sample, in float64;
