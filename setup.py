@@ -152,6 +152,11 @@ class BuildKernels(build_ext):
         for ext in self.extensions:
             target = ext.name.rsplit("_kernels_", 1)[-1]
             march = TARGETS.get(target, [])
+            if "_kernels_" not in ext.name:  # the allocator: no OpenMP, no -march
+                ext.extra_compile_args = list(BASE_FLAGS)
+                ext.extra_link_args = list(EXTRA_LINK_FLAGS)
+                kept.append(ext)
+                continue
             if march and not _compiles(self.compiler, march, link=False):
                 warnings.warn(f"softmax-core: compiler lacks {march}; skipping "
                               f"the {target} kernels.", stacklevel=1)
@@ -172,6 +177,15 @@ extensions = [
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_9_API_VERSION")],
     )
     for target in TARGETS
+] + [
+    # the cached NumPy allocator (src/array_cache.h): no vector code, one build
+    Extension(
+        "softmax_core._allocator",
+        sources=[os.path.join(SRC, "_allocator.pyx")],
+        include_dirs=[numpy.get_include(), SRC],
+        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_9_API_VERSION"),
+                       ("NPY_TARGET_VERSION", "NPY_1_22_API_VERSION")],
+    )
 ]
 
 setup(

@@ -39,6 +39,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._array_cache import cached_allocations_in
 from ._dask_blocks import AHEAD, BlockStream, prepare_block
 from ._sgd import SGDState, run_batches
 from ._sgd_steps import NumpyOps
@@ -91,6 +92,7 @@ def _copy(a):
     return None if a is None else a.copy()
 
 
+@cached_allocations_in
 def train_block(params, block, step, seed, copy=True):
     """`Params` after the minibatch steps over one prepared ``(X, y, w, rows)`` block.
 

@@ -44,6 +44,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
+from ._array_cache import cached_allocations, cached_allocations_in
 from ._bridge import back, bridgeable, to_numpy
 from ._dask_blocks import is_dask_collection
 from ._dask_fit import fit_dask
@@ -536,7 +537,8 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         if "_random_state" in snapshot:  # advanced in place by the call
             snapshot["_random_state"] = copy.deepcopy(snapshot["_random_state"])
         try:
-            return self._fit_unsafe(X, y, sample_weight, classes, incremental)
+            with cached_allocations():  # a with block: no frame between the warnings and fit
+                return self._fit_unsafe(X, y, sample_weight, classes, incremental)
         except Exception:
             # a failed call (a diverged loss included) leaves the estimator
             # exactly as it was: no half-updated or half-fitted state
@@ -932,6 +934,7 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
             scores = xp.concat([xp.zeros_like(scores), scores], axis=1)
         return xp, scores
 
+    @cached_allocations_in
     def decision_function(self, X):
         """Logits of the samples: ``X @ coef_.T + intercept_``.
 
@@ -972,6 +975,7 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
             return xp.reshape(scores, (-1,))
         return scores
 
+    @cached_allocations_in
     def predict(self, X):
         """Predict the class of each sample (the class of largest logit).
 
@@ -1017,6 +1021,7 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         _, _, device = get_namespace_and_device(scores)
         return move_to(y_pred, xp=xp, device=device)
 
+    @cached_allocations_in
     def predict_proba(self, X):
         """Class probabilities: the softmax of the logits.
 
@@ -1055,6 +1060,7 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         _, scores = self._full_logits(X, "predict_proba")
         return softmax(scores, axis=1)
 
+    @cached_allocations_in
     def predict_log_proba(self, X):
         """Log class probabilities: the log-softmax of the logits.
 
@@ -1095,6 +1101,7 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         _, scores = self._full_logits(X, "predict_log_proba")
         return log_softmax(scores, axis=1)
 
+    @cached_allocations_in
     def score(self, X, y, sample_weight=None):
         """Mean accuracy on the given test data and labels.
 
