@@ -22,7 +22,8 @@
  * gives its block back here whenever it is freed, inside the call or later.
  *
  * Every block carries a 16-byte header before the pointer handed out, its
- * usable size, so the pointer keeps malloc's 16-byte alignment and a cached
+ * capacity and the size last asked of it, so the pointer keeps malloc's
+ * 16-byte alignment, realloc copies only the bytes in use, and a cached
  * block can serve any request it fits: the smallest cached block of at least
  * the request and at most twice it (a small request does not pin a large
  * block).  The oldest blocks are freed first when the bounds are reached.
@@ -32,7 +33,13 @@
  * malloc and free.  One mutex guards the cache, as NumPy frees arrays in
  * whichever thread drops them; a fork holds it (pthread_atfork), so a child
  * never inherits it locked.  New blocks of 4 MiB or more are advised
- * MADV_HUGEPAGE, as NumPy's default allocator does.
+ * MADV_HUGEPAGE, as NumPy's default allocator does, unless NumPy's own
+ * switch (numpy._core.multiarray._set_madvise_hugepage) is off.
+ *
+ * Under AddressSanitizer a cached block is poisoned while it waits and the
+ * slack beyond the bytes asked of it stays poisoned once handed out, so a
+ * use after free, or an overflow into the slack, is still reported
+ * ("use-after-poison") although the memory never goes back to malloc.
  */
 #ifndef SOFTMAX_CORE_ARRAY_CACHE_H
 #define SOFTMAX_CORE_ARRAY_CACHE_H
@@ -46,6 +53,24 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#if defined(__SANITIZE_ADDRESS__)
+#define SC_AC_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SC_AC_ASAN 1
+#endif
+#endif
+#ifdef SC_AC_ASAN
+#include <sanitizer/asan_interface.h>
+#define SC_AC_POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
+#define SC_AC_UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
+#define SC_AC_ASAN_POISONING 1
+#else
+#define SC_AC_POISON(p, n) ((void)(p), (void)(n))
+#define SC_AC_UNPOISON(p, n) ((void)(p), (void)(n))
+#define SC_AC_ASAN_POISONING 0
+#endif
+
 #define SC_AC_HEADER 16
 #define SC_AC_MIN_BLOCK ((size_t)128 << 10)
 #define SC_AC_MAX_BLOCK ((size_t)16 << 20)
@@ -54,20 +79,38 @@
 #define SC_AC_HUGEPAGE ((size_t)4 << 20)
 
 static pthread_mutex_t sc_ac_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_once_t sc_ac_once = PTHREAD_ONCE_INIT;
+static int sc_ac_once_status = 0;
+static int sc_ac_hugepages = 1;  /* NumPy's switch, read by install() */
 static void *sc_ac_blocks[SC_AC_MAX_COUNT]; /* oldest first */
 static size_t sc_ac_count = 0;
 static size_t sc_ac_bytes = 0;
 
-static size_t sc_ac_size(const void *p) { return *(const size_t *)((const char *)p - SC_AC_HEADER); }
+/* The header: [0] the capacity, [1] the bytes last asked for. */
+static size_t *sc_ac_head(void *p) { return (size_t *)((char *)p - SC_AC_HEADER); }
+static size_t sc_ac_size(void *p) { return sc_ac_head(p)[0]; }
 
-static void sc_ac_free_block(void *p) { free((char *)p - SC_AC_HEADER); }
+/* Hand out `p` for `used` bytes: those become addressable, the slack not. */
+static void *sc_ac_hand_out(void *p, size_t used)
+{
+    sc_ac_head(p)[1] = used;
+    SC_AC_UNPOISON(p, used);
+    SC_AC_POISON((char *)p + used, sc_ac_size(p) - used);
+    return p;
+}
+
+static void sc_ac_free_block(void *p)
+{
+    SC_AC_UNPOISON(p, sc_ac_size(p));
+    free((char *)p - SC_AC_HEADER);
+}
 
 static void sc_ac_hugepage(char *p, size_t n)
 {
 #ifdef MADV_HUGEPAGE
     long page = sysconf(_SC_PAGESIZE);
     uintptr_t start, end;
-    if (page <= 0)
+    if (page <= 0 || !__atomic_load_n(&sc_ac_hugepages, __ATOMIC_RELAXED))
         return;
     start = ((uintptr_t)p + (uintptr_t)page - 1) & ~((uintptr_t)page - 1);
     end = (uintptr_t)p + n;
@@ -83,21 +126,21 @@ static void sc_ac_hugepage(char *p, size_t n)
 static void *sc_ac_new(size_t size, int zero)
 {
     char *raw;
-    if (size == 0)
-        size = 1;
-    if (size > SIZE_MAX - SC_AC_HEADER)
+    size_t cap = size == 0 ? 1 : size;
+    if (cap > SIZE_MAX - SC_AC_HEADER)
         return NULL;
-    raw = (char *)(zero ? calloc(1, size + SC_AC_HEADER) : malloc(size + SC_AC_HEADER));
+    raw = (char *)(zero ? calloc(1, cap + SC_AC_HEADER) : malloc(cap + SC_AC_HEADER));
     if (raw == NULL)
         return NULL;
-    *(size_t *)raw = size;
-    if (size >= SC_AC_HUGEPAGE)
-        sc_ac_hugepage(raw, size + SC_AC_HEADER);
+    ((size_t *)raw)[0] = cap;
+    ((size_t *)raw)[1] = size;
+    if (cap >= SC_AC_HUGEPAGE)
+        sc_ac_hugepage(raw, cap + SC_AC_HEADER);
     return raw + SC_AC_HEADER;
 }
 
 /* The smallest cached block of `size` to 2 x `size` bytes, taken out of the
- * cache; NULL if none. */
+ * cache and handed out for `size` bytes; NULL if none. */
 static void *sc_ac_take(size_t size)
 {
     void *p = NULL;
@@ -120,18 +163,21 @@ static void *sc_ac_take(size_t size)
         sc_ac_bytes -= best_size;
     }
     pthread_mutex_unlock(&sc_ac_lock);
-    return p;
+    return p != NULL ? sc_ac_hand_out(p, size) : NULL;
 }
 
-/* Keep a block (the oldest ones freed to make room), or free it if its size
- * is outside the cached range. */
+/* Keep a block (the oldest ones freed to make room, after the lock is
+ * released), or free it if its size is outside the cached range. */
 static void sc_ac_give(void *p)
 {
+    void *evicted[SC_AC_MAX_COUNT];
+    size_t n_evicted = 0, i;
     size_t size = sc_ac_size(p);
     if (size < SC_AC_MIN_BLOCK || size > SC_AC_MAX_BLOCK) {
         sc_ac_free_block(p);
         return;
     }
+    SC_AC_POISON(p, size);
     pthread_mutex_lock(&sc_ac_lock);
     while (sc_ac_count > 0
            && (sc_ac_count == SC_AC_MAX_COUNT || sc_ac_bytes + size > SC_AC_MAX_BYTES)) {
@@ -139,11 +185,13 @@ static void sc_ac_give(void *p)
         sc_ac_bytes -= sc_ac_size(old);
         sc_ac_count--;
         memmove(sc_ac_blocks, sc_ac_blocks + 1, sc_ac_count * sizeof(void *));
-        sc_ac_free_block(old);
+        evicted[n_evicted++] = old;
     }
     sc_ac_blocks[sc_ac_count++] = p;
     sc_ac_bytes += size;
     pthread_mutex_unlock(&sc_ac_lock);
+    for (i = 0; i < n_evicted; i++)
+        sc_ac_free_block(evicted[i]);
 }
 
 /* ---- the PyDataMemAllocator functions (ctx unused) */
@@ -173,16 +221,20 @@ static void *sc_ac_calloc(void *ctx, size_t nelem, size_t elsize)
 static void *sc_ac_realloc(void *ctx, void *ptr, size_t new_size)
 {
     void *q;
-    size_t old_size;
+    size_t cap, used, keep;
     if (ptr == NULL)
         return sc_ac_malloc(ctx, new_size);
-    old_size = sc_ac_size(ptr);
-    if (new_size <= old_size)
-        return ptr;
+    cap = sc_ac_size(ptr);
+    used = sc_ac_head(ptr)[1];
+    /* In place while the block fits and is not more than twice the request
+     * (the bound a cached block obeys), so a shrink frees the rest. */
+    if (new_size <= cap && cap / 2 <= new_size)
+        return sc_ac_hand_out(ptr, new_size);
     q = sc_ac_malloc(ctx, new_size);
     if (q == NULL)
         return NULL;  /* ptr stays valid, as with realloc */
-    memcpy(q, ptr, old_size);
+    keep = used < new_size ? used : new_size;
+    memcpy(q, ptr, keep);
     sc_ac_give(ptr);
     return q;
 }
@@ -205,10 +257,19 @@ static PyDataMem_Handler sc_ac_handler = {
 static void sc_ac_prefork(void) { pthread_mutex_lock(&sc_ac_lock); }
 static void sc_ac_postfork(void) { pthread_mutex_unlock(&sc_ac_lock); }
 
+static void sc_ac_init_once(void)
+{
+    sc_ac_once_status = pthread_atfork(sc_ac_prefork, sc_ac_postfork, sc_ac_postfork);
+}
+
+/* Once per process, whatever the number of calls: 0 or pthread_atfork's error. */
 static int sc_ac_init(void)
 {
-    return pthread_atfork(sc_ac_prefork, sc_ac_postfork, sc_ac_postfork);
+    pthread_once(&sc_ac_once, sc_ac_init_once);
+    return sc_ac_once_status;
 }
+
+static void sc_ac_set_hugepages(int on) { __atomic_store_n(&sc_ac_hugepages, on, __ATOMIC_RELAXED); }
 
 /* ---- for the tests and for release() */
 
@@ -223,11 +284,16 @@ static void sc_ac_stats(size_t *count, size_t *bytes)
 /* Free every cached block. */
 static void sc_ac_release(void)
 {
+    void *taken[SC_AC_MAX_COUNT];
+    size_t n, i;
     pthread_mutex_lock(&sc_ac_lock);
-    while (sc_ac_count > 0)
-        sc_ac_free_block(sc_ac_blocks[--sc_ac_count]);
+    n = sc_ac_count;
+    memcpy(taken, sc_ac_blocks, n * sizeof(void *));
+    sc_ac_count = 0;
     sc_ac_bytes = 0;
     pthread_mutex_unlock(&sc_ac_lock);
+    for (i = 0; i < n; i++)
+        sc_ac_free_block(taken[i]);
 }
 
 #endif

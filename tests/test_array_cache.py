@@ -4,6 +4,8 @@ Oracles: NumPy's default allocator (the same values, the same fits), the
 process's own page-fault counter, and the cache's bounds as documented.
 """
 
+import ctypes
+import gc
 import os
 import subprocess
 import sys
@@ -28,9 +30,19 @@ NAME = "softmax_core_cache"
 
 @pytest.fixture(autouse=True)
 def empty_cache():
+    # The cache's counts are asserted exactly: no collection may free an
+    # earlier test's arrays into it mid-test.
+    gc.collect()
+    enabled = gc.isenabled()
+    gc.disable()
     _allocator.release()
-    yield
-    _allocator.release()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+        gc.collect()
+        _allocator.release()
 
 
 def _buffer(nbytes, fill=None):
@@ -122,8 +134,104 @@ def test_realloc_keeps_the_data():
         a.resize(100_000, refcheck=False)  # grows: a new block, the old one cached
         assert _allocator.stats() == (1, data.nbytes)
         np.testing.assert_array_equal(a[:40_000], data)
-        a.resize(20_000, refcheck=False)  # shrinks in place
+        a.resize(20_000, refcheck=False)  # to under half its block: moves
         np.testing.assert_array_equal(a, data[:20_000])
+
+
+def test_realloc_in_place_within_the_block_and_copies_the_bytes_in_use():
+    rng = np.random.default_rng(1)
+    data = rng.standard_normal(MIB // 8)  # one MiB
+    with cached_allocations():
+        a = data.copy()
+        address = a.ctypes.data
+        a.resize(90_000, refcheck=False)  # 720,000 bytes: over half, in place
+        assert a.ctypes.data == address
+        assert _allocator.stats() == (0, 0)
+        a.resize(MIB // 8, refcheck=False)  # grows back within its block: in place
+        assert a.ctypes.data == address
+        np.testing.assert_array_equal(a[:90_000], data[:90_000])
+        _allocator.release()  # the comparisons' temporaries
+        a.resize(40_000, refcheck=False)  # 320,000 bytes: under half, moves
+        assert _allocator.stats() == (1, MIB)  # the MiB went back to the cache
+        assert a.ctypes.data != address
+        np.testing.assert_array_equal(a, data[:40_000])
+        del a
+
+
+class _AllocatorFunctions(ctypes.Structure):
+    _fields_ = [("ctx", ctypes.c_void_p), ("malloc", ctypes.c_void_p),
+                ("calloc", ctypes.c_void_p), ("realloc", ctypes.c_void_p),
+                ("free", ctypes.c_void_p)]
+
+
+class _Handler(ctypes.Structure):  # NumPy's PyDataMem_Handler (NEP 49)
+    _fields_ = [("name", ctypes.c_char * 127), ("version", ctypes.c_uint8),
+                ("allocator", _AllocatorFunctions)]
+
+
+def _user_handler(calls):
+    """A handler of the user's (libc's functions, counted) as a capsule."""
+    libc = ctypes.CDLL(None)
+    libc.malloc.restype = libc.calloc.restype = libc.realloc.restype = ctypes.c_void_p
+    libc.malloc.argtypes = [ctypes.c_size_t]
+    libc.calloc.argtypes = [ctypes.c_size_t, ctypes.c_size_t]
+    libc.realloc.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+    libc.free.argtypes = [ctypes.c_void_p]
+    vp, sz = ctypes.c_void_p, ctypes.c_size_t
+
+    def count(name, result):
+        calls[name] = calls.get(name, 0) + 1
+        return result
+
+    functions = [
+        ctypes.CFUNCTYPE(vp, vp, sz)(lambda c, n: count("malloc", libc.malloc(n))),
+        ctypes.CFUNCTYPE(vp, vp, sz, sz)(lambda c, n, k: count("calloc", libc.calloc(n, k))),
+        ctypes.CFUNCTYPE(vp, vp, vp, sz)(lambda c, p, n: count("realloc", libc.realloc(p, n))),
+        ctypes.CFUNCTYPE(None, vp, vp, sz)(lambda c, p, n: count("free", libc.free(p))),
+    ]
+    handler = _Handler(b"user_allocator", 1, _AllocatorFunctions(
+        None, *[ctypes.cast(f, ctypes.c_void_p) for f in functions]))
+    new_capsule = ctypes.pythonapi.PyCapsule_New
+    new_capsule.restype = ctypes.py_object
+    new_capsule.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_void_p]
+    capsule = new_capsule(ctypes.addressof(handler), b"mem_handler", None)
+    return capsule, (handler, functions, libc)
+
+
+def _set_handler(capsule):
+    """NumPy's PyDataMem_SetHandler, slot 304 of its (stable) C API table."""
+    from numpy._core import _multiarray_umath
+
+    get_pointer = ctypes.pythonapi.PyCapsule_GetPointer
+    get_pointer.restype = ctypes.c_void_p
+    get_pointer.argtypes = [ctypes.py_object, ctypes.c_char_p]
+    table = ctypes.cast(get_pointer(_multiarray_umath._ARRAY_API, None),
+                        ctypes.POINTER(ctypes.c_void_p))
+    set_handler = ctypes.PYFUNCTYPE(ctypes.py_object, ctypes.py_object)(table[304])
+    return set_handler(capsule)
+
+
+@pytest.mark.skipif(not hasattr(np, "_core"), reason="NumPy 2's module layout")
+def test_a_handler_the_user_installed_stays_in_place():
+    calls = {}
+    capsule, keep_alive = _user_handler(calls)
+    previous = _set_handler(capsule)
+    try:
+        assert get_handler_name() == "user_allocator"
+        with cached_allocations():
+            assert get_handler_name() == "user_allocator"
+            a = _buffer(MIB, fill=3)
+            assert get_handler_name(a) == "user_allocator"
+            assert int(a.sum()) == 3 * MIB
+            del a
+        assert get_handler_name() == "user_allocator"
+        assert calls.get("malloc", 0) >= 1 and calls.get("free", 0) >= 1
+        assert _allocator.stats() == (0, 0)
+    finally:
+        _set_handler(previous)
+        gc.collect()
+    assert get_handler_name() == "default_allocator"
+    del keep_alive
 
 
 def test_bounds_of_the_cache():
@@ -138,7 +246,7 @@ def test_bounds_of_the_cache():
         count, nbytes = _allocator.stats()
         assert nbytes <= _allocator.MAX_BYTES and count == 4
         _allocator.release()
-        small = _buffer(_allocator.MIN_BLOCK - 64)  # with its header: under the minimum
+        small = _buffer(_allocator.MIN_BLOCK - 64)  # under the minimum
         large = _buffer(_allocator.MAX_BLOCK + 1)
         del small, large
         assert _allocator.stats() == (0, 0)
@@ -261,3 +369,33 @@ def test_no_fresh_pages_in_a_fit_under_dasks_malloc_setting():
     off, on = faults("off"), faults("on")
     assert off > 1000  # the setting's cost without the cache (about 2,300 here)
     assert on < off / 10
+
+
+_POISON_CHILD = """
+import ctypes
+import numpy as np
+from softmax_core._array_cache import cached_allocations
+with cached_allocations():
+    a = np.empty(1 << 20, dtype=np.uint8)
+    address = a.ctypes.data
+    del a  # cached, not freed: poisoned while it waits
+    if {slack}:
+        b = np.empty(600 << 10, dtype=np.uint8)  # served by the cached MiB
+        assert b.ctypes.data == address
+        ctypes.memset(address + (700 << 10), 0, 8)  # beyond the bytes asked for
+    else:
+        ctypes.memset(address, 0, 8)  # a use after free
+print("no report")
+"""
+
+
+@pytest.mark.skipif(kernels.BUILD_MODE != "sanitize", reason="needs the sanitize build (ASan)")
+@pytest.mark.parametrize("slack", [False, True], ids=["after-free", "into-the-slack"])
+def test_asan_reports_a_use_of_a_cached_block(slack):
+    assert _allocator.ASAN_POISONING  # the sanitize build poisons cached blocks
+    env = dict(os.environ, ASAN_OPTIONS="detect_leaks=0:halt_on_error=1")
+    proc = subprocess.run([sys.executable, "-c", _POISON_CHILD.format(slack=slack)],
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0, proc.stdout + proc.stderr
+    assert "use-after-poison" in proc.stderr
+    assert "no report" not in proc.stdout
