@@ -140,13 +140,13 @@ def _from_numpy(a, X, what):
 
 def _column_to_1d(y):
     if y.ndim == 2 and y.shape[1] == 1:
-        import warnings
-
         from sklearn.exceptions import DataConversionWarning
 
-        warnings.warn("A column-vector y was passed when a 1d array was expected. Please "
+        from ._caller import warn_at_caller
+
+        warn_at_caller("A column-vector y was passed when a 1d array was expected. Please "
                       "change the shape of y to (n_samples,), for example using ravel().",
-                      DataConversionWarning, stacklevel=6)
+                      DataConversionWarning)
         return y[:, 0]
     if y.ndim != 1:
         raise ValueError(f"y should be a 1d array, got an array of shape {y.shape} instead.")

@@ -22,7 +22,6 @@ zero the SGD updates keep ``w0 = -w1``, so warm starts rebuild
 import copy
 import inspect
 import math
-import warnings
 from numbers import Integral, Real
 
 import numpy as np
@@ -46,6 +45,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, vali
 
 from ._array_cache import cached_allocations, cached_allocations_in
 from ._bridge import back, bridgeable, to_numpy
+from ._caller import warn_at_caller
 from ._dask_blocks import is_dask_collection
 from ._dask_fit import fit_dask
 from ._dask_predict import predict_dask, score_dask
@@ -75,10 +75,6 @@ _SCHEDULE_NAMES = {"constant", "invscaling", "adaptive"}
 
 # the final optimality check runs on training sets of at most this many rows
 _OPTIMALITY_ROWS = 20_000
-
-# warnings point at the caller of fit / partial_fit: _warn_if_poor, _fit_unsafe,
-# _fit, fit, sklearn's _fit_context wrapper, caller
-_STACKLEVEL = 6
 
 
 def _float_dtypes(xp, device):
@@ -647,7 +643,7 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         final = state.loss_curve[-1]
         limit = cfg.tol * max(final, 1.0)
         if gap > limit:
-            warnings.warn(
+            warn_at_caller(
                 f"{type(self).__name__}: the fit stopped after {state.epochs} epochs, but a "
                 f"Newton step from the final coefficients would still lower the training "
                 f"objective ({final:.6g}) by about {gap:.2g}, more than tol * max(objective, "
@@ -655,7 +651,6 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
                 "weakly regularized problem). Lower tol and raise max_iter, increase alpha, or "
                 "use sklearn.linear_model.LogisticRegression for such data.",
                 ConvergenceWarning,
-                stacklevel=_STACKLEVEL,
             )
 
     def _resolved_batch_size(self, n_samples):
@@ -691,23 +686,21 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         name = type(self).__name__
         final = state.loss_curve[-1] if state.loss_curve else math.inf
         if not incremental and final >= start_loss * (1 - 1e-3):
-            warnings.warn(
+            warn_at_caller(
                 f"{name}: the training objective ({final:.6g}) is no better than that of the "
                 f"all-zero model (log(n_classes) = {start_loss:.6g}). Scale the features "
                 "(sklearn.preprocessing.StandardScaler), keep precondition=True, or lower "
                 "learning_rate.",
                 ConvergenceWarning,
-                stacklevel=_STACKLEVEL,
             )
         elif not incremental and not converged and self.tol is not None:
-            warnings.warn(
+            warn_at_caller(
                 f"{name}: maximum number of epochs (max_iter={self.max_iter}) reached before "
                 f"convergence (objective {final:.6g}); increase max_iter or tol. With "
                 "precondition=False or a float learning_rate, also scale the features "
                 "(sklearn.preprocessing.StandardScaler) or use the defaults "
                 "(precondition=True, learning_rate='auto').",
                 ConvergenceWarning,
-                stacklevel=_STACKLEVEL,
             )
 
     def _resolved_patience(self, n_samples, batch_size):

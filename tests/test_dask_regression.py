@@ -692,3 +692,22 @@ def test_fit_inside_a_task_keeps_a_configured_local_scheduler():
     with dask.config.set(scheduler="threads"):
         expected, _, _ = _fit_in_a_task(X, y, False)
     np.testing.assert_array_equal(model.coef_, expected.coef_)
+
+
+def test_warnings_of_a_dask_fit_point_at_the_caller():
+    """The same attribution as a NumPy fit's (warnings.warn's stacklevel), though the
+    dask path reaches its warnings through more frames."""
+    from sklearn.exceptions import DataConversionWarning
+
+    X, y = _data(n=2000, seed=5)
+    Xd, yd = da.from_array(X, chunks=500), da.from_array(y, chunks=500)
+    with pytest.warns(ConvergenceWarning) as record:
+        SoftmaxRegression(max_iter=1, random_state=0).fit(Xd, yd)
+    assert [r.filename for r in record] == [__file__]
+    column = da.from_array(y[:, None], chunks=500)
+    with pytest.warns(DataConversionWarning) as record:
+        SoftmaxRegression(max_iter=3, tol=None, random_state=0).fit(Xd, column)
+    assert [r.filename for r in record] == [__file__]
+    with pytest.warns(DataConversionWarning) as record:
+        SoftmaxRegression(random_state=0).partial_fit(Xd, column, classes=np.unique(y))
+    assert [r.filename for r in record] == [__file__]
