@@ -9,24 +9,31 @@ outside this package and outside scikit-learn's ``base.py`` (the
 ``fit``, ``partial_fit`` or the ``Pipeline``/search that did.
 """
 
+import contextlib
 import os
 import sys
 import warnings
 
 __all__ = ["warn_at_caller"]
 
-_PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
-_SKLEARN_BASE = os.path.join("sklearn", "base.py")
+_PACKAGE = os.path.dirname(os.path.realpath(__file__)) + os.sep
+_WRAPPERS = {os.path.realpath(contextlib.__file__)}
+try:
+    import sklearn.base
+
+    _WRAPPERS.add(os.path.realpath(sklearn.base.__file__))
+except ImportError:  # pragma: no cover - scikit-learn is a dependency
+    pass
 
 
 def _ours(filename):
-    return filename.startswith(_PACKAGE) or filename.endswith(_SKLEARN_BASE) or (
-        filename.endswith("contextlib.py"))
+    path = os.path.realpath(filename)
+    return path.startswith(_PACKAGE) or path in _WRAPPERS
 
 
 def warn_at_caller(message, category):
     """``warnings.warn(message, category)`` at the first frame that is not ours."""
     frame, level = sys._getframe(1), 1
-    while frame is not None and _ours(os.path.abspath(frame.f_code.co_filename)):
+    while frame is not None and _ours(frame.f_code.co_filename):
         frame, level = frame.f_back, level + 1
     warnings.warn(message, category, stacklevel=level + 1)

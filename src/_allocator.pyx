@@ -53,6 +53,8 @@ def install():
 
     Returns None, and changes nothing, where the current allocator is neither
     NumPy's default nor this one: a handler the user chose stays in place.
+    NumPy's hugepage switch (``_set_madvise_hugepage``) is read here, once
+    per call, for the whole process: a change takes effect at the next one.
     """
     current = PyDataMem_GetHandler()
     cdef PyDataMem_Handler *handler = <PyDataMem_Handler *>PyCapsule_GetPointer(

@@ -198,6 +198,9 @@ def _user_handler(calls):
     return capsule, (handler, functions, libc)
 
 
+_KEEP_ALIVE = []
+
+
 def _set_handler(capsule):
     """NumPy's PyDataMem_SetHandler, slot 304 of its (stable) C API table."""
     from numpy._core import _multiarray_umath
@@ -215,23 +218,26 @@ def _set_handler(capsule):
 def test_a_handler_the_user_installed_stays_in_place():
     calls = {}
     capsule, keep_alive = _user_handler(calls)
+    _KEEP_ALIVE.append(keep_alive)  # its functions outlive any array made with them
     previous = _set_handler(capsule)
+    names = []
     try:
-        assert get_handler_name() == "user_allocator"
+        names.append(get_handler_name())
         with cached_allocations():
-            assert get_handler_name() == "user_allocator"
+            names.append(get_handler_name())
             a = _buffer(MIB, fill=3)
-            assert get_handler_name(a) == "user_allocator"
-            assert int(a.sum()) == 3 * MIB
+            names.append(get_handler_name(a))
+            total = int(a.sum())
             del a
-        assert get_handler_name() == "user_allocator"
-        assert calls.get("malloc", 0) >= 1 and calls.get("free", 0) >= 1
-        assert _allocator.stats() == (0, 0)
+        names.append(get_handler_name())
     finally:
         _set_handler(previous)
         gc.collect()
+    assert names == ["user_allocator"] * 4
+    assert total == 3 * MIB
+    assert calls.get("malloc", 0) >= 1 and calls.get("free", 0) >= 1
+    assert _allocator.stats() == (0, 0)
     assert get_handler_name() == "default_allocator"
-    del keep_alive
 
 
 def test_bounds_of_the_cache():
