@@ -608,9 +608,19 @@ def test_worker_chain_of_a_large_model_and_its_futures_after_an_error(dask_clien
         monkeypatch.setattr(_dask_chain, "FOLLOW_BYTES", follow)
         with pytest.raises(ValueError, match=re.escape("labels not in classes_: [9]")):
             model.partial_fit(da.from_array(X, chunks=700), da.from_array(y_bad, chunks=700))
-    gc.collect()
-    left = [k for k in dask_client.futures
-            if any(name in str(k) for name in ("train_block", "prepare_block", "Step", "Params"))]
+    import time
+
+    # a dropped Future leaves client.futures only when the client's event-loop thread
+    # runs its release (Future.release -> loop.add_callback(_dec_ref)): wait up to 10 s
+    deadline = time.monotonic() + 10
+    while True:
+        gc.collect()
+        left = [k for k in dask_client.futures
+                if any(name in str(k) for name in ("train_block", "prepare_block", "Step",
+                                                    "Params"))]
+        if left == [] or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
     assert left == []
 
 
