@@ -29,6 +29,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._caller import warn_at_caller
+
 __all__ = ["is_dask_collection", "as_dask_array", "DaskTrainingSet", "BlockStream", "prepare_block",
            "survey"]
 
@@ -141,8 +143,6 @@ def _from_numpy(a, X, what):
 def _column_to_1d(y):
     if y.ndim == 2 and y.shape[1] == 1:
         from sklearn.exceptions import DataConversionWarning
-
-        from ._caller import warn_at_caller
 
         warn_at_caller("A column-vector y was passed when a 1d array was expected. Please "
                       "change the shape of y to (n_samples,), for example using ravel().",
