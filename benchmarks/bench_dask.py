@@ -279,6 +279,13 @@ def method_fit(X, y, classes):
     return model, model.n_iter_ + 1, f"survey + {model.n_iter_} epochs"
 
 
+def method_fit_no_store(X, y, classes):
+    import dask
+
+    with dask.config.set({"softmax-core.block-store": False}):
+        return method_fit(X, y, classes)
+
+
 def method_fit_local(X, y, classes):
     import dask
 
@@ -356,6 +363,7 @@ def reference_survey(X, y, classes):
 
 METHODS = {
     "fit": ("fit (dask arrays)", method_fit),
+    "fit-no-store": ("fit, no block store", method_fit_no_store),
     "fit-local": ("fit, threads (no cluster)", method_fit_local),
     "partial_fit": ("partial_fit (dask arrays)", method_partial_fit),
     "incremental": ("dask-ml Incremental", method_incremental),

@@ -21,7 +21,9 @@ the in-memory optimizer).  Two ways run the same chain:
   its step is done: the cluster holds at most ``ahead + 1`` prepared blocks.
   Step ``k + 1`` is submitted before the driver waits for step ``k``, so the
   chain does not wait for the driver between blocks.  The workers need
-  softmax-core (the same version).
+  softmax-core (the same version).  A chain of several epochs (``store``)
+  keeps the blocks that its first epoch computes on the workers' local disks
+  and reads them back in the later ones (``_dask_block_store``).
 
 Both take the same seeds for the same things (a block's row permutation from
 ``RandomState(seed)`` when it is prepared, its batch order from
@@ -40,6 +42,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._array_cache import cached_allocations_in
+from ._dask_block_store import (
+    BlockNotStored,
+    compute_and_store,
+    load_stored,
+    new_token,
+    remove_store,
+    stored_blocks,
+)
 from ._dask_blocks import AHEAD, BlockStream, prepare_block
 from ._sgd import SGDState, run_batches
 from ._sgd_steps import NumpyOps
@@ -143,11 +153,15 @@ class LocalChain:
 class WorkerChain:
     """The chain as tasks on the workers of a ``distributed`` client (see the module)."""
 
-    def __init__(self, client, data, prepare, ahead=WORKER_AHEAD):
+    def __init__(self, client, data, prepare, ahead=WORKER_AHEAD, store=False):
         self._client = client
         self._blocks = data.delayed_blocks()
         self._prepare = prepare
         self._ahead = max(1, int(ahead))
+        # the block store (``store``; ``prepare`` then has ``stage`` and ``order``):
+        # its name, and the worker of each stored block
+        self._token = new_token() if store else None
+        self._stored = {}
 
     def __len__(self):
         return len(self._blocks)
@@ -155,8 +169,16 @@ class WorkerChain:
     def _load(self, i, seed):
         import dask
 
+        if i in self._stored:
+            return self._client.submit(load_stored, self._prepare, i, seed, self._token,
+                                       workers=[self._stored[i]], allow_other_workers=True,
+                                       pure=False)
         xb, yb, wb = self._blocks[i]
-        task = dask.delayed(prepare_block, pure=False)(self._prepare, i, xb, yb, wb, seed)
+        if self._token is None:
+            task = dask.delayed(prepare_block, pure=False)(self._prepare, i, xb, yb, wb, seed)
+        else:
+            task = dask.delayed(compute_and_store, pure=False)(self._prepare, i, xb, yb, wb,
+                                                                seed, self._token)
         return self._client.compute(task)
 
     def epoch(self, order, seeds, params, make_step, first_block=None):
@@ -165,8 +187,21 @@ class WorkerChain:
         ``make_step()`` gives the epoch's `Step`; it is called once, after
         ``first_block(X, y, w, rows)`` (when given) has seen the first
         prepared block (which is then fetched to this process).  A block's
-        error (a bad label, a NaN in ``partial_fit``) is raised here.
+        error (a bad label, a NaN in ``partial_fit``) is raised here.  A
+        stored block that is gone drops the store, and the epoch is repeated
+        from the graph.
         """
+        try:
+            params = self._epoch(order, seeds, params, make_step, first_block)
+        except BlockNotStored:
+            self.close()
+            return self._epoch(order, seeds, params, make_step, first_block)
+        if self._token is not None and len(self._stored) < len(self._blocks):
+            found = self._client.run(stored_blocks, self._token)
+            self._stored = {i: worker for worker, blocks in found.items() for i in blocks}
+        return params
+
+    def _epoch(self, order, seeds, params, make_step, first_block):
         from distributed import wait
 
         client, n = self._client, len(order)
@@ -224,7 +259,13 @@ class WorkerChain:
                 f.release()
 
     def close(self):
-        pass
+        """Remove the block store from the workers (storing no more)."""
+        token, self._token, self._stored = self._token, None, {}
+        if token is not None:
+            try:
+                self._client.run(remove_store, token)
+            except Exception:  # noqa: BLE001 - a worker that left removed its directory
+                pass
 
 
 def _client():
@@ -277,10 +318,12 @@ def seceded_in_task():
         yield
 
 
-def chain_for(data, prepare, ahead=None):
+def chain_for(data, prepare, ahead=None, store=False):
     """A `WorkerChain` when a ``distributed`` client is active, else a `LocalChain`
-    (``ahead``: their default look-ahead when None)."""
+    (``ahead``: their default look-ahead when None; ``store``: the worker chain keeps
+    its blocks on the workers' disks between epochs)."""
     client = _client()
     if client is None:
         return LocalChain(data, prepare, AHEAD if ahead is None else ahead)
-    return WorkerChain(client, data, prepare, WORKER_AHEAD if ahead is None else ahead)
+    return WorkerChain(client, data, prepare, WORKER_AHEAD if ahead is None else ahead,
+                       store=store)

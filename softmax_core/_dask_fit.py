@@ -34,6 +34,7 @@ import numpy as np
 from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
 
+from ._dask_block_store import store_enabled
 from ._dask_blocks import DaskTrainingSet, survey
 from ._dask_chain import Params, Step, chain_for, seceded_in_task
 from ._preconditioner import Preconditioner, preconditioner_from_moments
@@ -93,10 +94,9 @@ class _Blocks:
             w = w * self.class_weight[y_idx]
         return w
 
-    def __call__(self, i, Xb, yb, wb, rng):
-        """``(Xb, y, w, rows)``: the block's rows are ``Xb[rows]`` (``rows`` None: ``Xb``),
-        in a random order when shuffling; without a copy of ``Xb`` where the fused
-        linear kernel can read the permuted rows in place."""
+    def stage(self, i, Xb, yb, wb):
+        """``(Xb, y, w)``: a computed block cast, checked, its labels encoded and its
+        weights applied (what the worker block store keeps, ``_dask_block_store``)."""
         Xb = np.asarray(Xb, dtype=self.dtype)
         if self.check_values:
             if not np.isfinite(Xb).all():
@@ -114,6 +114,13 @@ class _Blocks:
             w = normalize_weights(np, w)
         elif w is not None:
             w = w * self.weight_scale
+        return Xb, y_idx, w
+
+    def order(self, staged, rng):
+        """``(Xb, y, w, rows)`` of a staged block: its rows are ``Xb[rows]`` (``rows``
+        None: ``Xb``), in a random order when shuffling; without a copy of ``Xb`` where
+        the fused linear kernel can read the permuted rows in place."""
+        Xb, y_idx, w = staged
         rows = None
         if self.shuffle and Xb.shape[0] > 1:
             perm = rng.permutation(Xb.shape[0]).astype(np.int64, copy=False)
@@ -128,6 +135,10 @@ class _Blocks:
         if w is not None:
             w = w.astype(self.dtype)
         return Xb, y_idx, w, rows
+
+    def __call__(self, i, Xb, yb, wb, rng):
+        """The block ready to train: ``order(stage(i, Xb, yb, wb), rng)``."""
+        return self.order(self.stage(i, Xb, yb, wb), rng)
 
 
 def fit_dask(est, X, y, sample_weight, classes, incremental):
@@ -255,7 +266,8 @@ def _train(est, data, state, cfg, blocks, objective, rng, *, max_epochs, can_sto
            first_block=None):
     """`run_epochs` over passes of the dask blocks; returns whether it converged."""
     ops = NumpyOps()
-    chain = chain_for(data, blocks)
+    # several epochs on a cluster: the blocks are kept on the workers' disks between them
+    chain = chain_for(data, blocks, store=max_epochs > 1 and store_enabled())
     n_blocks = len(chain)
 
     def make_step():

@@ -1,0 +1,147 @@
+"""A fit's computed blocks kept on the dask workers' local disks between its epochs.
+
+Design: the epochs of an out-of-core fit on a ``distributed`` cluster are
+bound by computing the blocks (measured in ``benchmarks/README.md``: reading
+and decompressing a 100 MB zarr block took 0.18-0.45 s on one core, training
+on it 0.06 s), and every epoch computes every block again.  So the first
+epoch, computing a block on a worker, also writes it, staged (cast to the
+training dtype, labels encoded, weights applied: ``prepare.stage``), to a
+file in that worker's ``local_directory``, the directory where dask itself
+spills; the later epochs read the file back (``numpy.fromfile`` into the
+block's array: a plain copy from the page cache or the disk) on that same
+worker and only shuffle it afresh (``prepare.order``, the epoch's seeds), so
+the fit trains on the same arrays, to the bit, as when it computes every
+block every epoch.  Memory is as before: a stored block is on disk, not in
+the worker's memory.
+
+What it costs and where it stops: disk space of the staged data (the size of
+``X`` in the training dtype and the labels as int64); a block is stored only
+while the disk keeps at least ``KEEP_FREE`` free beyond it (`has_room`), and
+a block not stored is computed every epoch, as without the store.  A file is
+written under a temporary name and renamed, so a present file is complete.
+The fit removes its directory from every worker at its end (also after an
+error); a worker that leaves removes its whole ``local_directory``.  A
+stored block that cannot be read in a later epoch (its worker restarted, or
+the task ran elsewhere) raises `BlockNotStored`; the chain then drops the
+store and repeats that epoch from the graph (the same result).
+
+``dask.config.set({"softmax-core.block-store": False})`` turns it off
+(`store_enabled`).
+"""
+
+import os
+import shutil
+import uuid
+
+import numpy as np
+
+__all__ = ["CONFIG_KEY", "KEEP_FREE", "BlockNotStored", "store_enabled", "new_token",
+           "has_room", "compute_and_store", "load_stored", "stored_blocks", "remove_store"]
+
+CONFIG_KEY = "softmax-core.block-store"
+# free disk space to leave beside the stored blocks: this many bytes, and this share of the disk
+KEEP_FREE = (1 << 30, 0.1)
+_PREFIX = "softmax-core-blocks-"
+
+
+class BlockNotStored(RuntimeError):
+    """A stored block is not on the worker that reads it (the chain falls back to the graph)."""
+
+
+def store_enabled():
+    """Whether fits keep their blocks on the workers' disks (dask config ``CONFIG_KEY``)."""
+    import dask
+
+    value = dask.config.get(CONFIG_KEY, True)
+    if not isinstance(value, bool):
+        raise TypeError(f"dask config {CONFIG_KEY!r} must be True or False, got {value!r}.")
+    return value
+
+
+def new_token():
+    """A fresh name for one fit's store."""
+    return uuid.uuid4().hex
+
+
+def has_room(usage, nbytes):
+    """Whether a disk of ``shutil.disk_usage`` ``usage`` takes ``nbytes`` more and keeps
+    `KEEP_FREE` free."""
+    keep = max(KEEP_FREE[0], int(usage.total * KEEP_FREE[1]))
+    return usage.free - nbytes >= keep
+
+
+def _directory(token, dask_worker=None):
+    if dask_worker is None:
+        from distributed import get_worker
+
+        dask_worker = get_worker()
+    return os.path.join(dask_worker.local_directory, _PREFIX + token)
+
+
+def _path(directory, i):
+    return os.path.join(directory, f"block-{int(i)}.npy")
+
+
+def _write(directory, i, staged):
+    """Store ``staged`` (arrays, or None for an absent one) as block ``i``; False when
+    there is no room or the write fails (the block is then not stored)."""
+    arrays = [a for a in staged if a is not None]
+    os.makedirs(directory, exist_ok=True)
+    if not has_room(shutil.disk_usage(directory), sum(a.nbytes for a in arrays) + 4096):
+        return False
+    final = _path(directory, i)
+    partial = final + ".partial"
+    try:
+        with open(partial, "wb") as f:
+            present = np.array([a is not None for a in staged])
+            np.lib.format.write_array(f, present, allow_pickle=False)
+            for a in arrays:
+                np.lib.format.write_array(f, a, allow_pickle=False)
+        os.replace(partial, final)
+    except OSError:
+        try:
+            os.remove(partial)
+        except OSError:
+            pass
+        return False
+    return True
+
+
+def _read(directory, i):
+    try:
+        with open(_path(directory, i), "rb") as f:
+            present = np.lib.format.read_array(f, allow_pickle=False)
+            return tuple(np.lib.format.read_array(f, allow_pickle=False) if p else None
+                         for p in present.tolist())
+    except (OSError, ValueError) as e:
+        raise BlockNotStored(f"row block {i} is not stored on this worker ({e})") from None
+
+
+def compute_and_store(prepare, i, Xb, yb, wb, seed, token):
+    """On a worker: block ``i`` staged, stored (when there is room) and shuffled for
+    training, ``prepare.order(staged, RandomState(seed))``."""
+    staged = prepare.stage(i, Xb, yb, wb)
+    _write(_directory(token), i, staged)
+    return prepare.order(staged, np.random.RandomState(seed))
+
+
+def load_stored(prepare, i, seed, token):
+    """On the worker that stored it: block ``i`` read back and shuffled for training."""
+    staged = _read(_directory(token), i)
+    return prepare.order(staged, np.random.RandomState(seed))
+
+
+def stored_blocks(token, dask_worker=None):
+    """(``client.run``) The blocks that this worker holds in the store ``token``."""
+    directory = _directory(token, dask_worker)
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return []
+    return sorted(int(name[6:-4]) for name in names
+                  if name.startswith("block-") and name.endswith(".npy"))
+
+
+def remove_store(token, dask_worker=None):
+    """(``client.run``) Remove the store ``token`` from this worker."""
+    shutil.rmtree(_directory(token, dask_worker), ignore_errors=True)
