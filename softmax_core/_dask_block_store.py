@@ -5,25 +5,31 @@ bound by computing the blocks (measured in ``benchmarks/README.md``: reading
 and decompressing a 100 MB zarr block took 0.18-0.45 s on one core, training
 on it 0.06 s), and every epoch computes every block again.  So the first
 epoch, computing a block on a worker, also writes it, staged (cast to the
-training dtype, labels encoded, weights applied: ``prepare.stage``), to a
-file in that worker's ``local_directory``, the directory where dask itself
-spills; the later epochs read the file back (``numpy.fromfile`` into the
-block's array: a plain copy from the page cache or the disk) on that same
-worker and only shuffle it afresh (``prepare.order``, the epoch's seeds), so
-the fit trains on the same arrays, to the bit, as when it computes every
-block every epoch.  Memory is as before: a stored block is on disk, not in
-the worker's memory.
+training dtype, labels encoded, sample and class weights applied:
+``prepare.stage``), to a file in that worker's ``local_directory``, the
+directory where dask itself spills; the later epochs read the file back
+(``numpy.lib.format.read_array``, which reads a file into the block's array
+with ``numpy.fromfile``: a plain copy from the page cache or the disk) on that
+same worker and only shuffle it afresh (``prepare.order``, the epoch's
+seeds), so the fit trains on the same arrays, to the bit, as when it computes
+every block every epoch.  Memory is as before: a stored block is on disk, not
+in the worker's memory.
 
-What it costs and where it stops: disk space of the staged data (the size of
-``X`` in the training dtype and the labels as int64); a block is stored only
-while the disk keeps at least ``KEEP_FREE`` free beyond it (`has_room`), and
-a block not stored is computed every epoch, as without the store.  A file is
-written under a temporary name and renamed, so a present file is complete.
-The fit removes its directory from every worker at its end (also after an
-error); a worker that leaves removes its whole ``local_directory``.  A
-stored block that cannot be read in a later epoch (its worker restarted, or
-the task ran elsewhere) raises `BlockNotStored`; the chain then drops the
-store and repeats that epoch from the graph (the same result).
+What it costs and where it stops: disk space of the staged data (``X`` in the
+training dtype, 8 bytes a row for the labels, and the weights in the training
+dtype when they differ); a block is stored only while the disk keeps at least
+``KEEP_FREE`` free beyond it (`has_room`), and a block not stored is computed
+every epoch, as without the store.  A file is written under a temporary name
+and renamed, so a present file is complete; a write that fails leaves no
+file.  The fit removes its directory from every worker at its end, also after
+an error (`remove_store` marks the store closed in the worker process first,
+so that a write still running then leaves nothing either); a worker that
+closes removes its whole ``local_directory`` (one that is killed leaves it
+to the next worker that cleans up that base directory).  A stored block that
+cannot be read in a later epoch (its worker restarted, or the task ran on
+another worker) raises `BlockNotStored`; the chain then forgets the blocks
+that are gone and repeats that epoch (the same result), and drops the whole
+store if it happens again in the same epoch.
 
 ``dask.config.set({"softmax-core.block-store": False})`` turns it off
 (`store_enabled`).
@@ -31,6 +37,8 @@ store and repeats that epoch from the graph (the same result).
 
 import os
 import shutil
+import tempfile
+import threading
 import uuid
 
 import numpy as np
@@ -82,29 +90,56 @@ def _path(directory, i):
     return os.path.join(directory, f"block-{int(i)}.npy")
 
 
+# the stores removed in this process: a write that was still running when its fit
+# ended (its task cannot be cancelled) leaves no file behind (`_write`, `remove_store`)
+_closed = set()
+_closed_lock = threading.Lock()
+
+
+def _token_of(directory):
+    return os.path.basename(directory)[len(_PREFIX):]
+
+
 def _write(directory, i, staged):
     """Store ``staged`` (arrays, or None for an absent one) as block ``i``; False when
-    there is no room or the write fails (the block is then not stored)."""
+    the store was removed, there is no room, or the write fails (the block is then not
+    stored, and no file of it is left)."""
+    token = _token_of(directory)
     arrays = [a for a in staged if a is not None]
-    os.makedirs(directory, exist_ok=True)
-    if not has_room(shutil.disk_usage(directory), sum(a.nbytes for a in arrays) + 4096):
-        return False
-    final = _path(directory, i)
-    partial = final + ".partial"
+    partial = None
     try:
-        with open(partial, "wb") as f:
+        if token in _closed:
+            return False
+        os.makedirs(directory, exist_ok=True)
+        if not has_room(shutil.disk_usage(directory), sum(a.nbytes for a in arrays) + 4096):
+            return False
+        fd, partial = tempfile.mkstemp(prefix=f"block-{int(i)}-", suffix=".partial",
+                                       dir=directory)
+        with os.fdopen(fd, "wb") as f:
             present = np.array([a is not None for a in staged])
             np.lib.format.write_array(f, present, allow_pickle=False)
             for a in arrays:
                 np.lib.format.write_array(f, a, allow_pickle=False)
-        os.replace(partial, final)
-    except OSError:
-        try:
-            os.remove(partial)
-        except OSError:
-            pass
+        with _closed_lock:  # `remove_store` marks the store closed under the lock
+            if token not in _closed:
+                os.replace(partial, _path(directory, i))
+                partial = None
+                return True
         return False
-    return True
+    except OSError:
+        return False
+    finally:
+        if partial is not None:
+            _remove(partial)
+        if token in _closed:  # removed meanwhile: so is what this write created
+            shutil.rmtree(directory, ignore_errors=True)
+
+
+def _remove(path):
+    try:
+        os.remove(path)
+    except OSError:
+        pass
 
 
 def _read(directory, i):
@@ -113,7 +148,7 @@ def _read(directory, i):
             present = np.lib.format.read_array(f, allow_pickle=False)
             return tuple(np.lib.format.read_array(f, allow_pickle=False) if p else None
                          for p in present.tolist())
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, MemoryError) as e:  # MemoryError: a corrupt header's shape
         raise BlockNotStored(f"row block {i} is not stored on this worker ({e})") from None
 
 
@@ -139,9 +174,17 @@ def stored_blocks(token, dask_worker=None):
     except OSError:
         return []
     return sorted(int(name[6:-4]) for name in names
-                  if name.startswith("block-") and name.endswith(".npy"))
+                  if name.startswith("block-") and name.endswith(".npy")
+                  and name[6:-4].isdigit())
 
 
-def remove_store(token, dask_worker=None):
-    """(``client.run``) Remove the store ``token`` from this worker."""
-    shutil.rmtree(_directory(token, dask_worker), ignore_errors=True)
+async def remove_store(token, dask_worker=None):
+    """(``client.run``) Remove the store ``token`` from this worker, for good (a write
+    still running stores nothing), off the worker's event loop."""
+    import asyncio
+
+    with _closed_lock:
+        _closed.add(token)
+    directory = _directory(token, dask_worker)
+    await asyncio.get_running_loop().run_in_executor(
+        None, lambda: shutil.rmtree(directory, ignore_errors=True))

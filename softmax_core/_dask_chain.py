@@ -187,19 +187,32 @@ class WorkerChain:
         ``make_step()`` gives the epoch's `Step`; it is called once, after
         ``first_block(X, y, w, rows)`` (when given) has seen the first
         prepared block (which is then fetched to this process).  A block's
-        error (a bad label, a NaN in ``partial_fit``) is raised here.  A
-        stored block that is gone drops the store, and the epoch is repeated
-        from the graph.
+        error (a bad label, a NaN in ``partial_fit``) is raised here.  When a
+        stored block is gone, the epoch is repeated with the blocks that are
+        still stored, and a second time without the store.
         """
-        try:
-            params = self._epoch(order, seeds, params, make_step, first_block)
-        except BlockNotStored:
-            self.close()
-            return self._epoch(order, seeds, params, make_step, first_block)
+        for attempt in range(3):
+            try:
+                result = self._epoch(order, seeds, params, make_step, first_block)
+                break
+            except BlockNotStored:
+                if attempt == 0:
+                    self._stored = {}
+                    self._find_stored()
+                else:
+                    self.close()
         if self._token is not None and len(self._stored) < len(self._blocks):
-            found = self._client.run(stored_blocks, self._token)
-            self._stored = {i: worker for worker, blocks in found.items() for i in blocks}
-        return params
+            self._find_stored()
+        return result
+
+    def _find_stored(self):
+        """Where the stored blocks are (kept as they were if a worker fails to answer)."""
+        try:
+            found = self._client.run(stored_blocks, self._token, on_error="ignore")
+        except Exception:  # noqa: BLE001 - a failing worker: the store is only a cache
+            return
+        self._stored = {i: worker for worker, blocks in found.items()
+                        if isinstance(blocks, list) for i in blocks}
 
     def _epoch(self, order, seeds, params, make_step, first_block):
         from distributed import wait

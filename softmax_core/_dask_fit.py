@@ -114,7 +114,7 @@ class _Blocks:
             w = normalize_weights(np, w)
         elif w is not None:
             w = w * self.weight_scale
-        return Xb, y_idx, w
+        return Xb, y_idx, None if w is None else w.astype(self.dtype)
 
     def order(self, staged, rng):
         """``(Xb, y, w, rows)`` of a staged block: its rows are ``Xb[rows]`` (``rows``
@@ -132,8 +132,6 @@ class _Blocks:
                 Xb = Xb[perm]
         else:
             Xb = np.ascontiguousarray(Xb)
-        if w is not None:
-            w = w.astype(self.dtype)
         return Xb, y_idx, w, rows
 
     def __call__(self, i, Xb, yb, wb, rng):
