@@ -31,6 +31,11 @@ another worker) raises `BlockNotStored`; the chain then forgets the blocks
 that are gone and repeats that epoch (the same result), and drops the whole
 store if it happens again in the same epoch.
 
+Under dask's local schedulers the blocks come to the training process, and
+`LocalStore` keeps them the same way in a directory of its own under dask's
+``temporary-directory`` (or the system's temporary directory); there a block
+that cannot be read back is simply computed again.
+
 ``dask.config.set({"softmax-core.block-store": False})`` turns it off
 (`store_enabled`).
 """
@@ -44,7 +49,8 @@ import uuid
 import numpy as np
 
 __all__ = ["CONFIG_KEY", "KEEP_FREE", "BlockNotStored", "store_enabled", "new_token",
-           "has_room", "compute_and_store", "load_stored", "stored_blocks", "remove_store"]
+           "has_room", "compute_and_store", "load_stored", "stored_blocks", "remove_store",
+           "LocalStore"]
 
 CONFIG_KEY = "softmax-core.block-store"
 # free disk space to leave beside the stored blocks: this many bytes, and this share of the disk
@@ -188,3 +194,41 @@ async def remove_store(token, dask_worker=None):
     directory = _directory(token, dask_worker)
     await asyncio.get_running_loop().run_in_executor(
         None, lambda: shutil.rmtree(directory, ignore_errors=True))
+
+
+class LocalStore:
+    """The block store of a fit under a local scheduler, in this process's temporary
+    directory (see the module); its methods may be called from several threads."""
+
+    def __init__(self):
+        import dask
+
+        base = dask.config.get("temporary-directory", None) or tempfile.gettempdir()
+        self._directory = os.path.join(base, _PREFIX + new_token())
+        self._stored = set()
+        self._lock = threading.Lock()
+
+    def load(self, prepare, i, seed, compute):
+        """Block ``i`` ready to train: read back when stored, else ``compute()``d
+        (``(Xb, yb, wb)``), staged and stored."""
+        staged = None
+        with self._lock:
+            stored = i in self._stored
+        if stored:
+            try:
+                staged = _read(self._directory, i)
+            except BlockNotStored:
+                with self._lock:
+                    self._stored.discard(i)
+        if staged is None:
+            staged = prepare.stage(i, *compute())
+            if _write(self._directory, i, staged):
+                with self._lock:
+                    self._stored.add(i)
+        return prepare.order(staged, np.random.RandomState(seed))
+
+    def close(self):
+        """Remove the store (after the threads that write to it have stopped)."""
+        with self._lock:
+            self._stored.clear()
+        shutil.rmtree(self._directory, ignore_errors=True)

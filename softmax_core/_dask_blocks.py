@@ -369,12 +369,19 @@ class BlockStream:
     prepared blocks are held.
     """
 
-    def __init__(self, data, prepare, ahead=AHEAD):
+    def __init__(self, data, prepare, ahead=AHEAD, store=False):
         self._blocks = data.delayed_blocks()
         self._prepare = prepare
         self._ahead = max(1, int(ahead))
         self._pool = ThreadPoolExecutor(max_workers=self._ahead,
                                         thread_name_prefix="softmax-core-dask")
+        # ``store``: the blocks kept on disk between epochs (``prepare`` has ``stage``
+        # and ``order``; ``_dask_block_store.LocalStore``)
+        self._store = None
+        if store:
+            from ._dask_block_store import LocalStore
+
+            self._store = LocalStore()
 
     def __len__(self):
         return len(self._blocks)
@@ -383,6 +390,8 @@ class BlockStream:
         import dask
 
         xb, yb, wb = self._blocks[i]
+        if self._store is not None:
+            return self._store.load(self._prepare, i, seed, lambda: dask.compute(xb, yb, wb))
         return prepare_block(self._prepare, i, *dask.compute(xb, yb, wb), seed)
 
     def epoch(self, order, seeds):
@@ -415,3 +424,5 @@ class BlockStream:
 
     def close(self):
         self._pool.shutdown(wait=True)
+        if self._store is not None:
+            self._store.close()

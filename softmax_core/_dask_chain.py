@@ -23,7 +23,8 @@ the in-memory optimizer).  Two ways run the same chain:
   chain does not wait for the driver between blocks.  The workers need
   softmax-core (the same version).  A chain of several epochs (``store``)
   keeps the blocks that its first epoch computes on the workers' local disks
-  and reads them back in the later ones (``_dask_block_store``).
+  and reads them back in the later ones (``_dask_block_store``); so does a
+  `LocalChain`, on this process's temporary disk.
 
 Both take the same seeds for the same things (a block's row permutation from
 ``RandomState(seed)`` when it is prepared, its batch order from
@@ -126,8 +127,8 @@ def train_block(params, block, step, seed, copy=True):
 class LocalChain:
     """The chain in this process, over a `BlockStream` of the blocks."""
 
-    def __init__(self, data, prepare, ahead=AHEAD):
-        self._stream = BlockStream(data, prepare, ahead=ahead)
+    def __init__(self, data, prepare, ahead=AHEAD, store=False):
+        self._stream = BlockStream(data, prepare, ahead=ahead, store=store)
 
     def __len__(self):
         return len(self._stream)
@@ -333,10 +334,10 @@ def seceded_in_task():
 
 def chain_for(data, prepare, ahead=None, store=False):
     """A `WorkerChain` when a ``distributed`` client is active, else a `LocalChain`
-    (``ahead``: their default look-ahead when None; ``store``: the worker chain keeps
-    its blocks on the workers' disks between epochs)."""
+    (``ahead``: their default look-ahead when None; ``store``: the chain keeps its
+    blocks on disk between epochs, on the workers' or this process's)."""
     client = _client()
     if client is None:
-        return LocalChain(data, prepare, AHEAD if ahead is None else ahead)
+        return LocalChain(data, prepare, AHEAD if ahead is None else ahead, store=store)
     return WorkerChain(client, data, prepare, WORKER_AHEAD if ahead is None else ahead,
                        store=store)

@@ -40,13 +40,13 @@ def _logged(block, log, block_info=None):
     return block
 
 
-def _counted_fit(X, y, log, enabled=True, w=None, **kw):
+def _counted_fit(X, y, log, enabled=True, w=None, config=None, **kw):
     """The fit of logged dask blocks, and how many times each block was computed."""
     os.makedirs(log)
     Xd = da.from_array(X, chunks=(500, -1)).map_blocks(_logged, log, dtype=X.dtype)
     wd = None if w is None else da.from_array(w, chunks=500)
     model = SoftmaxRegression(random_state=3, **kw)
-    with dask.config.set({store.CONFIG_KEY: enabled}):
+    with dask.config.set({store.CONFIG_KEY: enabled, **(config or {})}):
         model.fit(Xd, da.from_array(y, chunks=500), sample_weight=wd)
     counts = collections.Counter(int(name.split("-")[0]) for name in os.listdir(log))
     assert sorted(counts) == list(range(0, len(y), 500))
@@ -111,7 +111,7 @@ def test_a_disk_without_room_stores_nothing_and_the_fit_is_the_same(dask_client,
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
-def test_partial_fit_and_local_schedulers_store_nothing(dask_client):
+def test_partial_fit_and_fits_of_one_epoch_store_nothing(dask_client):
     X, y = _data(seed=2)
     Xd, yd = da.from_array(X, chunks=500), da.from_array(y, chunks=500)
     from softmax_core import _dask_chain
@@ -128,8 +128,6 @@ def test_partial_fit_and_local_schedulers_store_nothing(dask_client):
         SoftmaxRegression(random_state=0).partial_fit(Xd, yd, classes=np.arange(3))
         SoftmaxRegression(random_state=0, max_iter=1).fit(Xd, yd)
         SoftmaxRegression(random_state=0, max_iter=3).fit(Xd, yd)
-        with dask.config.set(scheduler="threads"):  # blocks come to this process
-            SoftmaxRegression(random_state=0, max_iter=3).fit(Xd, yd)
     assert made == [False, False, True]  # one pass each, then a fit of several epochs
 
 
@@ -244,6 +242,67 @@ def test_files_are_removed_after_an_error_even_of_writes_still_running(dask_clie
     finally:
         dask_client.run(_slow_staging, False)
     assert _store_dirs(dask_client) == []
+
+
+# ------------------------------------------------ under a local scheduler
+
+@pytest.mark.parametrize("scheduler", ["threads", "synchronous"])
+def test_a_local_fit_stores_its_blocks_in_the_temporary_directory(tmp_path, scheduler):
+    X, y = _data(seed=6)
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    config = {"scheduler": scheduler, "temporary-directory": str(temp)}
+    seen = []
+    write = store._write
+
+    def spy(directory, i, staged):
+        seen.append(os.path.dirname(directory))
+        return write(directory, i, staged)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(store, "_write", spy)
+        stored, counts = _counted_fit(X, y, str(tmp_path / "on"), config=config)
+    plain, plain_counts = _counted_fit(X, y, str(tmp_path / "off"), enabled=False,
+                                       config=config)
+    assert stored.n_iter_ == plain.n_iter_ >= 3
+    assert set(counts.values()) == {2}
+    assert min(plain_counts.values()) >= 1 + plain.n_iter_
+    assert seen and set(seen) == {str(temp)}
+    np.testing.assert_array_equal(stored.coef_, plain.coef_)
+    assert stored.loss_curve_ == plain.loss_curve_
+    assert os.listdir(temp) == []  # removed at the end
+
+
+def test_a_local_store_computes_a_block_again_when_its_file_is_gone(tmp_path):
+    from softmax_core._dask_fit import _Blocks
+
+    X, y = _data(n=600, seed=7)
+
+    class Data:
+        dtype, w = np.dtype(np.float64), None
+
+    blocks = _Blocks(Data(), np.arange(3), None, None, shuffle=True, check_values=False)
+    computed = []
+
+    def compute():
+        computed.append(1)
+        return X, y, None
+
+    with dask.config.set({"temporary-directory": str(tmp_path)}):
+        local = store.LocalStore()
+    first = local.load(blocks, 0, 5, compute)
+    again = local.load(blocks, 0, 5, compute)  # read back: not computed
+    assert len(computed) == 1
+    (directory,) = os.listdir(tmp_path)
+    os.remove(store._path(os.path.join(tmp_path, directory), 0))
+    third = local.load(blocks, 0, 5, compute)
+    assert len(computed) == 2
+    for a, b in zip(first, again, strict=True):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(first, third, strict=True):
+        np.testing.assert_array_equal(a, b)
+    local.close()
+    assert os.listdir(tmp_path) == []
 
 
 @pytest.mark.parametrize("free, nbytes, room", [
