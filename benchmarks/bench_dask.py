@@ -15,10 +15,15 @@ later runs reuse.  A ``distributed.LocalCluster`` of 2 worker processes, 1
 thread each, ``memory_limit`` 2 GiB each, reads the store.  Methods:
 
 * ``fit``: ``SoftmaxRegression().fit(X, y)`` on the dask arrays (one survey
-  pass, then ``n_iter_`` epochs; per pass = time / (n_iter_ + 1));
-* ``fit, threads`` (only with ``--with-local-fit``): the same fit under
-  dask's threaded scheduler in this process, no cluster (the blocks are read
-  from the store here instead of being shipped from the workers);
+  pass, then ``n_iter_`` epochs; per pass = time / (n_iter_ + 1)), with its
+  block store (the default: the blocks of the first epoch kept on the workers'
+  disks for the later ones);
+* ``fit, no block store``: the same with ``softmax-core.block-store`` off
+  (every epoch computes every block from the zarr store);
+* ``fit, threads`` and ``fit, threads, no block store`` (only with
+  ``--with-local-fit``): the same fits under dask's threaded scheduler in this
+  process, no cluster (the blocks are read from the store here instead of
+  being shipped from the workers);
 * ``partial_fit``: ``SoftmaxRegression(schedule="invscaling")
   .partial_fit(X, y, classes)`` on the dask arrays (one pass, no survey);
 * ``Incremental``: ``dask_ml.wrappers.Incremental(SoftmaxRegression(
@@ -293,6 +298,13 @@ def method_fit_local(X, y, classes):
         return method_fit(X, y, classes)
 
 
+def method_fit_local_no_store(X, y, classes):
+    import dask
+
+    with dask.config.set(scheduler="threads"):
+        return method_fit_no_store(X, y, classes)
+
+
 def method_partial_fit(X, y, classes):
     model = _estimator(schedule="invscaling").partial_fit(X, y, classes=classes)
     return model, 1, "one pass"
@@ -365,6 +377,7 @@ METHODS = {
     "fit": ("fit (dask arrays)", method_fit),
     "fit-no-store": ("fit, no block store", method_fit_no_store),
     "fit-local": ("fit, threads (no cluster)", method_fit_local),
+    "fit-local-no-store": ("fit, threads, no block store", method_fit_local_no_store),
     "partial_fit": ("partial_fit (dask arrays)", method_partial_fit),
     "incremental": ("dask-ml Incremental", method_incremental),
     "loop": ("loop (cluster)", method_loop_cluster),
@@ -625,7 +638,7 @@ def main(argv=None):
         args.one_cluster = True
     args.skip = {s.strip() for s in args.skip.split(",") if s.strip()}
     if not args.with_local_fit:
-        args.skip.add("fit-local")
+        args.skip.update({"fit-local", "fit-local-no-store"})
     if args.skip_incremental:
         args.skip.add("incremental")
     INCREMENTAL_PASSES = max(1, args.incremental_passes)
