@@ -22,7 +22,7 @@ thread each, ``memory_limit`` 2 GiB each, reads the store.  Methods:
   (every epoch computes every block from the zarr store);
 * ``fit, threads`` and ``fit, threads, no block store`` (only with
   ``--with-local-fit``): the same fits under dask's threaded scheduler in this
-  process, no cluster (the blocks are read from the store here instead of
+  process, no cluster (the blocks are read from the zarr store here instead of
   being shipped from the workers);
 * ``partial_fit``: ``SoftmaxRegression(schedule="invscaling")
   .partial_fit(X, y, classes)`` on the dask arrays (one pass, no survey);

@@ -1,4 +1,4 @@
-"""A fit's computed blocks kept on the dask workers' local disks between its epochs.
+"""A fit's computed blocks kept on disk between its epochs (on the dask workers, or locally).
 
 Design: the epochs of an out-of-core fit on a ``distributed`` cluster are
 bound by computing the blocks (measured in ``benchmarks/README.md``: reading
@@ -31,10 +31,13 @@ another worker) raises `BlockNotStored`; the chain then forgets the blocks
 that are gone and repeats that epoch (the same result), and drops the whole
 store if it happens again in the same epoch.
 
-Under dask's local schedulers the blocks come to the training process, and
-`LocalStore` keeps them the same way in a directory of its own under dask's
+Nothing is stored on a memory filesystem (`filesystem_type`: ``tmpfs``,
+``ramfs``), where the store would hold the data in RAM.  Under dask's local
+schedulers the blocks come to the training process, and `LocalStore` keeps
+them the same way in a directory of its own under dask's
 ``temporary-directory`` (or the system's temporary directory); there a block
-that cannot be read back is simply computed again.
+that cannot be read back is simply computed again, and the store gives up
+when a block was computed faster than it was written (in-memory blocks).
 
 ``dask.config.set({"softmax-core.block-store": False})`` turns it off
 (`store_enabled`).
@@ -44,13 +47,14 @@ import os
 import shutil
 import tempfile
 import threading
+import time
 import uuid
 
 import numpy as np
 
-__all__ = ["CONFIG_KEY", "KEEP_FREE", "BlockNotStored", "store_enabled", "new_token",
-           "has_room", "compute_and_store", "load_stored", "stored_blocks", "remove_store",
-           "LocalStore"]
+__all__ = ["CONFIG_KEY", "KEEP_FREE", "MEMORY_FILESYSTEMS", "BlockNotStored", "store_enabled",
+           "new_token", "has_room", "filesystem_type", "compute_and_store", "load_stored",
+           "stored_blocks", "remove_store", "LocalStore"]
 
 CONFIG_KEY = "softmax-core.block-store"
 # free disk space to leave beside the stored blocks: this many bytes, and this share of the disk
@@ -63,7 +67,7 @@ class BlockNotStored(RuntimeError):
 
 
 def store_enabled():
-    """Whether fits keep their blocks on the workers' disks (dask config ``CONFIG_KEY``)."""
+    """Whether fits keep their blocks on disk between epochs (dask config ``CONFIG_KEY``)."""
     import dask
 
     value = dask.config.get(CONFIG_KEY, True)
@@ -82,6 +86,27 @@ def has_room(usage, nbytes):
     `KEEP_FREE` free."""
     keep = max(KEEP_FREE[0], int(usage.total * KEEP_FREE[1]))
     return usage.free - nbytes >= keep
+
+
+MEMORY_FILESYSTEMS = {"tmpfs", "ramfs"}
+
+
+def filesystem_type(path, mounts="/proc/self/mounts"):
+    """The type of the filesystem that holds ``path`` (the longest mount point above
+    it in ``mounts``), or None where that cannot be read."""
+    try:
+        with open(mounts) as f:
+            entries = [line.split()[1:3] for line in f if len(line.split()) >= 3]
+    except OSError:
+        return None
+    path = os.path.realpath(path)
+    best, kind = "", None
+    for point, fstype in entries:
+        point = point.replace("\\040", " ")
+        inside = path == point or path.startswith(point.rstrip("/") + "/")
+        if inside and len(point) >= len(best):
+            best, kind = point, fstype
+    return kind
 
 
 def _directory(token, dask_worker=None):
@@ -117,6 +142,8 @@ def _write(directory, i, staged):
         if token in _closed:
             return False
         os.makedirs(directory, exist_ok=True)
+        if filesystem_type(directory) in MEMORY_FILESYSTEMS:  # the store would be in RAM
+            return False
         if not has_room(shutil.disk_usage(directory), sum(a.nbytes for a in arrays) + 4096):
             return False
         fd, partial = tempfile.mkstemp(prefix=f"block-{int(i)}-", suffix=".partial",
@@ -198,15 +225,22 @@ async def remove_store(token, dask_worker=None):
 
 class LocalStore:
     """The block store of a fit under a local scheduler, in this process's temporary
-    directory (see the module); its methods may be called from several threads."""
+    directory (see the module); its methods may be called from several threads.
+
+    It stores only what is worth it: when a block was computed faster than it was
+    written (an in-memory or persisted array, whose blocks are slices), the store
+    gives up, removes its files and computes every block from then on.
+    """
 
     def __init__(self):
         import dask
 
         base = dask.config.get("temporary-directory", None) or tempfile.gettempdir()
-        self._directory = os.path.join(base, _PREFIX + new_token())
+        self._token = new_token()
+        self._directory = os.path.join(base, _PREFIX + self._token)
         self._stored = set()
         self._lock = threading.Lock()
+        self.active = True
 
     def load(self, prepare, i, seed, compute):
         """Block ``i`` ready to train: read back when stored, else ``compute()``d
@@ -221,14 +255,23 @@ class LocalStore:
                 with self._lock:
                     self._stored.discard(i)
         if staged is None:
+            tic = time.perf_counter()
             staged = prepare.stage(i, *compute())
-            if _write(self._directory, i, staged):
-                with self._lock:
-                    self._stored.add(i)
+            computed = time.perf_counter() - tic
+            if self.active:
+                tic = time.perf_counter()
+                if _write(self._directory, i, staged):
+                    with self._lock:
+                        self._stored.add(i)
+                if time.perf_counter() - tic > computed:  # cheaper to compute again
+                    self.close()
         return prepare.order(staged, np.random.RandomState(seed))
 
     def close(self):
-        """Remove the store (after the threads that write to it have stopped)."""
+        """Remove the store; a write still running stores nothing."""
+        with _closed_lock:
+            _closed.add(self._token)
         with self._lock:
+            self.active = False
             self._stored.clear()
         shutil.rmtree(self._directory, ignore_errors=True)

@@ -423,6 +423,8 @@ class BlockStream:
                     pass
 
     def close(self):
-        self._pool.shutdown(wait=True)
-        if self._store is not None:
-            self._store.close()
+        try:
+            self._pool.shutdown(wait=True)
+        finally:
+            if self._store is not None:
+                self._store.close()

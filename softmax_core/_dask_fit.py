@@ -264,7 +264,7 @@ def _train(est, data, state, cfg, blocks, objective, rng, *, max_epochs, can_sto
            first_block=None):
     """`run_epochs` over passes of the dask blocks; returns whether it converged."""
     ops = NumpyOps()
-    # several epochs on a cluster: the blocks are kept on the workers' disks between them
+    # several epochs: the blocks are kept on disk between them (``_dask_block_store``)
     chain = chain_for(data, blocks, store=max_epochs > 1 and store_enabled())
     n_blocks = len(chain)
 

@@ -1,4 +1,4 @@
-"""The block store of a dask fit: blocks computed once, kept on the workers' disks between epochs.
+"""The block store of a dask fit: blocks computed once, kept on disk between epochs.
 
 The oracle is the same fit with the store turned off (``dask.config`` key
 ``softmax-core.block-store``): it must give the same model to the bit, while
@@ -33,17 +33,19 @@ def _data(n=4000, d=10, k=3, seed=0):
     return X, y
 
 
-def _logged(block, log, block_info=None):
-    """The block unchanged; a file in ``log`` names the block computed."""
+def _logged(block, log, slow=0.0, block_info=None):
+    """The block unchanged; a file in ``log`` names the block computed (after ``slow``
+    seconds: a block that costs more to compute than to store)."""
     start = block_info[0]["array-location"][0][0]
     open(os.path.join(log, f"{start}-{uuid.uuid4().hex}"), "w").close()
+    time.sleep(slow)
     return block
 
 
-def _counted_fit(X, y, log, enabled=True, w=None, config=None, **kw):
+def _counted_fit(X, y, log, enabled=True, w=None, config=None, slow=0.0, **kw):
     """The fit of logged dask blocks, and how many times each block was computed."""
     os.makedirs(log)
-    Xd = da.from_array(X, chunks=(500, -1)).map_blocks(_logged, log, dtype=X.dtype)
+    Xd = da.from_array(X, chunks=(500, -1)).map_blocks(_logged, log, slow, dtype=X.dtype)
     wd = None if w is None else da.from_array(w, chunks=500)
     model = SoftmaxRegression(random_state=3, **kw)
     with dask.config.set({store.CONFIG_KEY: enabled, **(config or {})}):
@@ -261,9 +263,9 @@ def test_a_local_fit_stores_its_blocks_in_the_temporary_directory(tmp_path, sche
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(store, "_write", spy)
-        stored, counts = _counted_fit(X, y, str(tmp_path / "on"), config=config)
+        stored, counts = _counted_fit(X, y, str(tmp_path / "on"), config=config, slow=0.05)
     plain, plain_counts = _counted_fit(X, y, str(tmp_path / "off"), enabled=False,
-                                       config=config)
+                                       config=config, slow=0.05)
     assert stored.n_iter_ == plain.n_iter_ >= 3
     assert set(counts.values()) == {2}
     assert min(plain_counts.values()) >= 1 + plain.n_iter_
@@ -271,6 +273,41 @@ def test_a_local_fit_stores_its_blocks_in_the_temporary_directory(tmp_path, sche
     np.testing.assert_array_equal(stored.coef_, plain.coef_)
     assert stored.loss_curve_ == plain.loss_curve_
     assert os.listdir(temp) == []  # removed at the end
+
+
+def test_a_local_store_gives_up_on_blocks_cheaper_to_compute_than_to_write(tmp_path):
+    """In-memory blocks (slices): the first write costs more than the computation, so the
+    store removes its files and computes every block from then on."""
+    X, y = _data(seed=8)
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    config = {"scheduler": "threads", "temporary-directory": str(temp)}
+    write = store._write
+
+    def slow_write(directory, i, staged):
+        time.sleep(0.05)
+        return write(directory, i, staged)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(store, "_write", slow_write)
+        model, counts = _counted_fit(X, y, str(tmp_path / "on"), config=config)
+    assert min(counts.values()) >= 1 + model.n_iter_ > 3  # computed every epoch
+    assert os.listdir(temp) == []
+
+
+def test_a_store_on_a_memory_filesystem_stores_nothing(tmp_path, monkeypatch):
+    mounts = tmp_path / "mounts"
+    mounts.write_text(f"/dev/vda / ext4 rw 0 0\ntmpfs {tmp_path} tmpfs rw 0 0\n"
+                      f"/dev/vdb {tmp_path}/disk ext4 rw 0 0\n")
+    assert store.filesystem_type(str(tmp_path / "x"), str(mounts)) == "tmpfs"
+    assert store.filesystem_type(str(tmp_path / "disk" / "x"), str(mounts)) == "ext4"
+    assert store.filesystem_type("/elsewhere", str(mounts)) == "ext4"
+    assert store.filesystem_type("/x", str(tmp_path / "absent")) is None
+    kinds = {"memory": "tmpfs", "disk": "ext4"}
+    monkeypatch.setattr(store, "filesystem_type", lambda path: kinds[path.split(os.sep)[-2]])
+    staged = (np.ones((2, 2)), np.arange(2), None)
+    assert not store._write(str(tmp_path / "memory" / "softmax-core-blocks-a"), 0, staged)
+    assert store._write(str(tmp_path / "disk" / "softmax-core-blocks-b"), 0, staged)
 
 
 def test_a_local_store_computes_a_block_again_when_its_file_is_gone(tmp_path):
@@ -286,6 +323,7 @@ def test_a_local_store_computes_a_block_again_when_its_file_is_gone(tmp_path):
 
     def compute():
         computed.append(1)
+        time.sleep(0.05)  # costs more than the write: stored
         return X, y, None
 
     with dask.config.set({"temporary-directory": str(tmp_path)}):
