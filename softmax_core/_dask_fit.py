@@ -96,7 +96,7 @@ class _Blocks:
 
     def stage(self, i, Xb, yb, wb):
         """``(Xb, y, w)``: a computed block cast, checked, its labels encoded and its
-        weights applied (what the worker block store keeps, ``_dask_block_store``)."""
+        weights applied (what the block store keeps, ``_dask_block_store``)."""
         Xb = np.asarray(Xb, dtype=self.dtype)
         if self.check_values:
             if not np.isfinite(Xb).all():
