@@ -55,7 +55,18 @@ Part 2, searches.  ``GridSearchCV`` of 12 candidates (``alpha`` x
 ``--grid-features`` 100) under ``joblib.parallel_backend("dask")`` on the
 2-worker cluster (the nanny starts each worker with ``OMP_NUM_THREADS=1``)
 against ``n_jobs=1`` under ``threadpool_limits(1)`` (one thread per fit), in
-the same run, ``refit=False`` (the refit is one sequential fit in both).
+the same run, ``refit=False`` (the refit is one sequential fit in both).  In
+each round, also: the same search on a cluster whose workers start without
+``MALLOC_TRIM_THRESHOLD_`` (``--skip-no-trim``), dask-ml's ``GridSearchCV``
+on the first cluster (``--skip-dask-ml-search``), and, as the reference of
+what two processes give on this machine without dask, scikit-learn's search
+with ``n_jobs=2`` under joblib's loky backend (``--skip-loky``).  For each:
+the fastest wall time, the speed-up over ``n_jobs=1``, the fits' and scores'
+summed time (from ``cv_results_``; against ``n_jobs=1`` it says how much slower
+a fit runs with another one at once) and how much of 2 x the wall time it
+fills (the scheduling).  Last, how much slower a loop on 256 KiB (in a core's
+own cache) runs in two processes at once than alone: a machine whose two CPUs
+share a core, or whose host takes time from them, shows it there.
 
 The CPU model and flags, the kernel build, the versions and the load average
 (before and after each part) are printed with the figures.
@@ -529,6 +540,44 @@ def grid_search(args):
             return _grid_search(args, client, no_trim_client)
 
 
+def _core_local_loop(_):
+    """Seconds of a loop on 256 KiB of float32 (in a core's own L2 cache), one thread."""
+    from threadpoolctl import threadpool_limits
+
+    a = np.ones(1 << 16, np.float32)
+    with threadpool_limits(1):
+        tic = time.perf_counter()
+        for _ in range(10_000):
+            a.sum()
+        return time.perf_counter() - tic
+
+
+def core_scaling(repeats=3):
+    """How much slower a core-local loop runs in two processes at once than in one.
+
+    No cache or memory bandwidth is shared by such a loop on two physical
+    cores: a slowdown says that the two CPUs of the machine share a core (SMT
+    siblings, or a host's vCPUs on one core) or that the host takes time from
+    them, and ``2 / slowdown`` is the most any two-process run can gain.
+    """
+    from multiprocessing import get_context
+
+    ratios = []
+    with get_context("spawn").Pool(2) as pool:
+        pool.map(_core_local_loop, [0, 1])  # warm
+        for _ in range(repeats):
+            one = pool.map(_core_local_loop, [0])[0]
+            two = pool.map(_core_local_loop, [0, 1])
+            ratios.append(sum(two) / 2 / one)
+    return ratios
+
+
+def _busy_seconds(search):
+    """Summed fit and score time of a search's tasks (from its cv_results_)."""
+    res, n_splits = search.cv_results_, search.n_splits_
+    return float(n_splits * (res["mean_fit_time"] + res["mean_score_time"]).sum())
+
+
 def _grid_search(args, client, no_trim_client):
     import joblib
     from sklearn.model_selection import GridSearchCV
@@ -550,45 +599,85 @@ def _grid_search(args, client, no_trim_client):
     def search(n_jobs):
         return GridSearchCV(_estimator(), grid, cv=3, n_jobs=n_jobs, refit=False)
 
-    def on_cluster(cluster_client):
-        with joblib.parallel_backend("dask", client=cluster_client):
-            return search(-1).fit(X, y)
+    def serial():
+        with threadpool_limits(1):
+            return search(1).fit(X, y)
 
+    def on_cluster(cluster_client):
+        def run():
+            with joblib.parallel_backend("dask", client=cluster_client):
+                return search(-1).fit(X, y)
+        return run
+
+    def on_loky():
+        # joblib's default process backend: 2 plain worker processes, one
+        # thread each; no scheduler, nanny or worker event loop
+        with joblib.parallel_backend("loky", inner_max_num_threads=1):
+            return search(2).fit(X, y)
+
+    def dask_ml_search():
+        # dask-ml's GridSearchCV: the whole search as one graph on the cluster
+        # (the folds cut once, each fit a task), no joblib
+        from dask_ml.model_selection import GridSearchCV as DaskGridSearchCV
+
+        return DaskGridSearchCV(_estimator(), grid, cv=3, refit=False, scheduler=client).fit(X, y)
+
+    runs = {"n_jobs=1": serial, "dask": on_cluster(client)}
+    if no_trim_client is not None:
+        runs["dask, no trim"] = on_cluster(no_trim_client)
+    if not args.skip_dask_ml_search:
+        runs["dask-ml"] = dask_ml_search
+    if not args.skip_loky:
+        runs["loky, n_jobs=2"] = on_loky
     with warnings.catch_warnings():
         # ConvergenceWarning of the weakly regularized candidates (the workers
         # get the filters from scikit-learn's joblib wrapper)
         warnings.simplefilter("ignore")
-        times = {"n_jobs=1": [], "dask": [], "dask, no trim": []}
+        client.run(warnings.simplefilter, "ignore")  # dask-ml passes no filters on
+        if not args.skip_loky:
+            on_loky()  # start loky's worker processes (reused): not timed
+        times = {name: [] for name in runs}
+        busy = {name: [] for name in runs}
         for _ in range(args.grid_repeats):
-            time.sleep(0.5)
-            with threadpool_limits(1):
-                tic = time.perf_counter()
-                s1 = search(1).fit(X, y)
-                times["n_jobs=1"].append(time.perf_counter() - tic)
-            scores = {"n_jobs=1": s1.cv_results_["mean_test_score"]}
-            for name, cluster in (("dask", client), ("dask, no trim", no_trim_client)):
-                if cluster is None:
-                    continue
+            scores = {}
+            for name, run in runs.items():
                 time.sleep(0.5)
                 tic = time.perf_counter()
-                s2 = on_cluster(cluster)
+                fitted = run()
                 times[name].append(time.perf_counter() - tic)
-                scores[name] = s2.cv_results_["mean_test_score"]
-            line = ", ".join(f"{name} {t[-1]:.1f} s" for name, t in times.items() if t)
+                busy[name].append(_busy_seconds(fitted))
+                # the per-fold scores (dask-ml averages the folds in another order)
+                scores[name] = np.stack([fitted.cv_results_[f"split{k}_test_score"]
+                                         for k in range(3)])
+                if name == "n_jobs=1":
+                    s1 = fitted
+            line = ", ".join(f"{name} {t[-1]:.1f} s" for name, t in times.items())
             same = all(np.array_equal(v, scores["n_jobs=1"]) for v in scores.values())
             print(f"  {line}; the same scores: {same}", flush=True)
     best = s1.cv_results_["params"][int(np.argmax(s1.cv_results_["mean_test_score"]))]
     print(f"  best {best}, mean CV accuracy {s1.cv_results_['mean_test_score'].max():.4f}")
     t1 = min(times["n_jobs=1"])
+    b1 = min(busy["n_jobs=1"])
     print(f"GridSearchCV, fastest of {args.grid_repeats}: n_jobs=1 under threadpool_limits(1) "
-          f"{t1:.1f} s")
-    for name, label in (("dask", "dask backend, 2 workers (dask's default worker "
-                                  "environment)"),
-                        ("dask, no trim", "dask backend, 2 workers without "
-                                          "MALLOC_TRIM_THRESHOLD_")):
-        if times[name]:
-            t2 = min(times[name])
-            print(f"  {label}: {t2:.1f} s, speed-up over n_jobs=1 {t1 / t2:.2f}x (goal >= 1.7x)")
+          f"{t1:.1f} s (fits and scores {b1:.1f} s)")
+    labels = {"dask": "dask backend, 2 workers (dask's default worker environment)",
+              "dask, no trim": "dask backend, 2 workers without MALLOC_TRIM_THRESHOLD_",
+              "dask-ml": "dask-ml's GridSearchCV on the 2 workers (dask's default worker "
+                         "environment)",
+              "loky, n_jobs=2": "loky backend, n_jobs=2 (reference: no dask)"}
+    for name in runs:
+        if name == "n_jobs=1":
+            continue
+        t2, b2 = min(times[name]), min(busy[name])
+        goal = "" if name.startswith("loky") else " (goal >= 1.7x)"
+        print(f"  {labels[name]}: {t2:.1f} s, speed-up over n_jobs=1 {t1 / t2:.2f}x{goal}; "
+              f"fits and scores {b2:.1f} s summed ({b2 / b1:.2f}x n_jobs=1), "
+              f"{b2 / 2 / t2:.0%} of 2 x the wall time")
+    if not args.skip_loky:
+        ratios = core_scaling()
+        print("  machine: a core-local loop (256 KiB in L2) in two processes at once runs "
+              + ", ".join(f"{r:.2f}x" for r in ratios)
+              + f" as long as alone: two processes gain at most {2 / min(ratios):.2f}x")
     return times
 
 
@@ -616,6 +705,11 @@ def main(argv=None):
     parser.add_argument("--skip-out-of-core", action="store_true")
     parser.add_argument("--skip-no-trim", action="store_true",
                         help="skip the search on workers without MALLOC_TRIM_THRESHOLD_")
+    parser.add_argument("--skip-dask-ml-search", action="store_true",
+                        help="skip the search with dask-ml's GridSearchCV")
+    parser.add_argument("--skip-loky", action="store_true",
+                        help="skip the reference search under joblib's loky backend and the "
+                             "core-local scaling probe")
     parser.add_argument("--skip", default="",
                         help="comma-separated parts of part 1 to skip: "
                              + ", ".join([*REFERENCES, *METHODS, "subsample"]))
