@@ -28,7 +28,7 @@ from setuptools.command.build_ext import build_ext
 HERE = os.path.dirname(os.path.abspath(__file__))
 SRC = "src"
 KERNEL_INCLUDES = ("primitives.pxi", "softmax.pxi", "softmax_backward.pxi", "cross_entropy.pxi",
-                   "linear_step.pxi")
+                   "linear_step.pxi", "sgd_epoch.pxi")
 CYTHON_DIRECTIVES = {
     "language_level": 3,
     "boundscheck": False,

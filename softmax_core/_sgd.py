@@ -45,6 +45,7 @@ from sklearn.utils._array_api import device as array_device
 
 from ._losses import cross_entropy
 from ._preconditioner import Preconditioner
+from ._sgd_epoch import epoch_eligible, run_epoch_kernel
 from ._sgd_steps import (
     ArrayOps,
     LazyScale,
@@ -182,6 +183,8 @@ def run_batches(ops, state, cfg, X, y, w, rng, blocks, lr, x_rows=None):
     bounds = batch_bounds(y.shape[0], state.batch_size or cfg.batch_size)
     if cfg.shuffle:
         bounds = [bounds[i] for i in rng.permutation(len(bounds)).tolist()]
+    if epoch_eligible(ops, state, X, y, blocks):
+        return run_epoch_kernel(state, cfg, X, y, w, bounds, lr, x_rows)
     pre = state.preconditioner
     total = 0.0
     lazy = LazyScale() if blocks is not None else None

@@ -132,6 +132,83 @@ cdef double _lin_task(const floating *px, const int64_t *prows, Py_ssize_t N,
     return total
 
 
+cdef inline Py_ssize_t _lin_n_tasks(Py_ssize_t M, Py_ssize_t *rows_per_task) noexcept nogil:
+    # tasks of a number of rows fixed by M alone, whatever the thread count
+    cdef Py_ssize_t n_tasks = max(min(<Py_ssize_t>MAX_TASKS, M // MIN_TASK_ROWS), 1)
+    rows_per_task[0] = (M + n_tasks - 1) // n_tasks
+    return (M + rows_per_task[0] - 1) // rows_per_task[0]
+
+
+cdef inline Py_ssize_t _lin_workspace(const floating *like, Py_ssize_t n_tasks, int n_threads,
+                                      Py_ssize_t K, Py_ssize_t C, bint with_grad) noexcept nogil:
+    # doubles of workspace for a batch of n_tasks tasks on n_threads threads
+    # (both already clamped as in _linear_ce): the cross-entropy scratch of each
+    # thread, the task losses, then each task's partial gradient (gW, then gb),
+    # with rows padded to whole vectors (ldg): the backward product then adds to
+    # its rows with plain vector loads and stores (a masked store followed by a
+    # load of the next row's overlapping bytes stalls store forwarding: at 10
+    # float32 classes the product was 5x slower)
+    cdef Py_ssize_t ldg = sc_lin_padded_f(C) if floating is float else sc_lin_padded_d(C)
+    cdef Py_ssize_t part = (K + 1) * ldg if with_grad else 0
+    return (n_threads * CE_WORKSPACE + (n_tasks + 7) // 8 * 8
+            + (n_tasks * part * <Py_ssize_t>sizeof(floating) + 63) // 64 * 8)
+
+
+cdef double _linear_ce(const floating *px, const int64_t *prows, Py_ssize_t N, Py_ssize_t M,
+                       Py_ssize_t K, Py_ssize_t C, const floating *pw, const floating *pb,
+                       const int64_t *py, const double *psw, const _CEParams *p,
+                       floating *pz, floating *pg, floating *pgw, floating *pgb,
+                       int n_threads, double *ws, bint *bad) noexcept nogil:
+    # the body of linear_cross_entropy on checked pointers (pg, pgw NULL: the
+    # loss only); ws holds at least _lin_workspace(...) doubles for this M and
+    # n_threads; sets bad[0] where a row index or target is out of range
+    cdef Py_ssize_t n_tasks, rows_per_task, t, r0, k, i, n_reduce, part, ce_doubles, ldg
+    cdef double *losses
+    cdef floating *parts
+    cdef floating *gW_t
+    cdef floating *gb_t
+    cdef bint parallel
+    n_tasks = _lin_n_tasks(M, &rows_per_task)
+    # no more threads (and per-thread scratch) than tasks
+    n_threads = <int>max(min(<Py_ssize_t>n_threads, n_tasks), 1)
+    parallel = n_threads > 1
+    ldg = sc_lin_padded_f(C) if floating is float else sc_lin_padded_d(C)
+    ce_doubles = n_threads * CE_WORKSPACE
+    part = (K + 1) * ldg if pg != NULL else 0  # elements of one partial
+    losses = ws + ce_doubles
+    parts = <floating *>(losses + (n_tasks + 7) // 8 * 8)
+    memset(parts, 0, n_tasks * part * sizeof(floating))
+    for t in prange(n_tasks, schedule="static", num_threads=n_threads,
+                    use_threads_if=parallel):
+        r0 = t * rows_per_task
+        k = min(rows_per_task, M - r0)
+        gW_t = parts + t * part
+        gb_t = NULL if pgb == NULL else gW_t + K * ldg
+        losses[t] = _lin_task(px, prows, N, pw, pb, py, psw, pz, pg, gW_t, ldg, gb_t,
+                              r0, k, M, K, C, p, ws + threadid() * CE_WORKSPACE, bad)
+    # the partials added in task order into grad_W, in parallel over its rows
+    n_reduce = (K + REDUCE_ROWS - 1) // REDUCE_ROWS if pg != NULL else 0
+    for t in prange(n_reduce, schedule="static", num_threads=n_threads,
+                    use_threads_if=parallel and n_reduce > 1):
+        r0 = t * REDUCE_ROWS
+        k = min(<Py_ssize_t>REDUCE_ROWS, K - r0)
+        for i in range(r0, r0 + k):
+            _add_partials(pgw + i * C, parts + i * ldg, n_tasks, part, C)
+    if pgb != NULL and pg != NULL:
+        _add_partials(pgb, parts + K * ldg, n_tasks, part, C)
+    return _ordered_sum(losses, n_tasks)
+
+
+cdef inline void _ce_params(_CEParams *p, double label_smoothing, double grad_scale,
+                            Py_ssize_t C) noexcept nogil:
+    p.w = NULL
+    p.keep = 1.0 - label_smoothing
+    p.eps_c = label_smoothing / C
+    p.eps_w = p.eps_c * C if p.eps_c != 0.0 else 0.0
+    p.grad_scale = grad_scale
+    p.ignore_index = -1  # never a target: every one is checked to be in [0, C)
+
+
 def linear_cross_entropy(const floating[:, ::1] X, const floating[:, ::1] W,
                          const floating[::1] bias, const int64_t[::1] target,
                          const double[::1] sample_weight, double label_smoothing,
@@ -157,13 +234,8 @@ def linear_cross_entropy(const floating[:, ::1] X, const floating[:, ::1] W,
     cdef Py_ssize_t N = X.shape[0], K = X.shape[1], C = W.shape[1]
     cdef Py_ssize_t M = N if rows is None else rows.shape[0]
     cdef const int64_t *prows = NULL
-    cdef Py_ssize_t n_tasks, rows_per_task, t, r0, k, i, j, n_reduce, part
-    cdef Py_ssize_t per_task, ce_doubles, part_doubles, ldg
+    cdef Py_ssize_t n_tasks, rows_per_task, i
     cdef double *ws
-    cdef double *losses
-    cdef floating *parts
-    cdef floating *gW_t
-    cdef floating *gb_t
     cdef const floating *px
     cdef const floating *pb = NULL
     cdef const double *psw = NULL
@@ -172,7 +244,6 @@ def linear_cross_entropy(const floating[:, ::1] X, const floating[:, ::1] W,
     cdef floating *pg
     cdef floating *pgw
     cdef bint bad = False
-    cdef bint parallel = n_threads > 1
     cdef double total
     cdef _CEParams p
     _require(M > 0 and N > 0 and K > 0 and C > 0 and W.shape[0] == K
@@ -204,55 +275,13 @@ def linear_cross_entropy(const floating[:, ::1] X, const floating[:, ::1] W,
         psw = &sample_weight[0]
     if grad_b is not None:
         pgb = &grad_b[0]
-    p.w = NULL
-    p.keep = 1.0 - label_smoothing
-    p.eps_c = label_smoothing / C
-    p.eps_w = p.eps_c * C if p.eps_c != 0.0 else 0.0
-    p.grad_scale = grad_scale
-    p.ignore_index = -1  # never a target: every one is checked to be in [0, C)
-    # tasks of a number of rows fixed by M alone, whatever the thread count
-    n_tasks = max(min(<Py_ssize_t>MAX_TASKS, M // MIN_TASK_ROWS), 1)
-    rows_per_task = (M + n_tasks - 1) // n_tasks
-    n_tasks = (M + rows_per_task - 1) // rows_per_task
-    # no more threads (and per-thread scratch) than tasks
+    _ce_params(&p, label_smoothing, grad_scale, C)
+    n_tasks = _lin_n_tasks(M, &rows_per_task)
     n_threads = <int>max(min(<Py_ssize_t>n_threads, n_tasks), 1)
-    parallel = n_threads > 1
-    # one workspace: the cross-entropy scratch of each thread, the task
-    # losses, then each task's partial gradient (gW, then gb), with rows
-    # padded to whole vectors (ldg): the backward product then adds to its
-    # rows with plain vector loads and stores (a masked store followed by a
-    # load of the next row's overlapping bytes stalls store forwarding: at 10
-    # float32 classes the product was 5x slower)
-    ldg = sc_lin_padded_f(C) if floating is float else sc_lin_padded_d(C)
-    ce_doubles = n_threads * CE_WORKSPACE
-    part = (K + 1) * ldg if pg != NULL else 0  # elements of one partial
-    part_doubles = (n_tasks * part * <Py_ssize_t>sizeof(floating) + 63) // 64 * 8
-    per_task = ce_doubles + (n_tasks + 7) // 8 * 8 + part_doubles
-    ws = _workspace(1, per_task)
-    losses = ws + ce_doubles
-    parts = <floating *>(losses + (n_tasks + 7) // 8 * 8)
+    ws = _workspace(1, _lin_workspace(px, n_tasks, n_threads, K, C, pg != NULL))
     with nogil:
-        memset(parts, 0, n_tasks * part * sizeof(floating))
-        for t in prange(n_tasks, schedule="static", num_threads=n_threads,
-                        use_threads_if=parallel):
-            r0 = t * rows_per_task
-            k = min(rows_per_task, M - r0)
-            gW_t = parts + t * part
-            gb_t = NULL if pgb == NULL else gW_t + K * ldg
-            losses[t] = _lin_task(px, prows, N, &W[0, 0], pb, &target[0], psw, pz, pg, gW_t,
-                                  ldg, gb_t,
-                                  r0, k, M, K, C, &p, ws + threadid() * CE_WORKSPACE, &bad)
-        # the partials added in task order into grad_W, in parallel over its rows
-        n_reduce = (K + REDUCE_ROWS - 1) // REDUCE_ROWS if pg != NULL else 0
-        for t in prange(n_reduce, schedule="static", num_threads=n_threads,
-                        use_threads_if=parallel and n_reduce > 1):
-            r0 = t * REDUCE_ROWS
-            k = min(<Py_ssize_t>REDUCE_ROWS, K - r0)
-            for i in range(r0, r0 + k):
-                _add_partials(pgw + i * C, parts + i * ldg, n_tasks, part, C)
-        if pgb != NULL:
-            _add_partials(pgb, parts + K * ldg, n_tasks, part, C)
-        total = _ordered_sum(losses, n_tasks)
+        total = _linear_ce(px, prows, N, M, K, C, &W[0, 0], pb, &target[0], psw, &p,
+                           pz, pg, pgw, pgb, n_threads, ws, &bad)
     _release(ws)
     if bad:
         if rows is not None:

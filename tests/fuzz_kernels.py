@@ -60,8 +60,11 @@ def _case(rng):
     from softmax_core._native import kernels
 
     name = rng.choice(["softmax_3d", "logsumexp_3d", "softmax_backward_3d",
-                       "cross_entropy_rows", "target_weight_sum", "index_range"])
+                       "cross_entropy_rows", "target_weight_sum", "index_range", "sgd_epoch"])
     threads = int(rng.choice([1, 2]))
+    if name == "sgd_epoch":
+        args, must = _epoch_case(rng, threads)
+        return name, kernels.sgd_epoch, args, must
     if name in ("softmax_3d", "logsumexp_3d", "softmax_backward_3d"):
         shape = tuple(int(d) for d in rng.integers(0, 4, size=3))
         if rng.random() < 0.2:
@@ -100,6 +103,58 @@ def _case(rng):
             losses, threads)
     must = m > 0 and contiguous_int64 and not in_range
     return name, kernels.cross_entropy_rows, args, must
+
+
+def _epoch_case(rng, threads):
+    """Arguments of one ``sgd_epoch`` call, and whether it must raise: with
+    consistent shapes (most calls) a row index, target or batch out of range."""
+    dtype = rng.choice([np.float64, np.float32])
+    N, K, C = int(rng.integers(0, 5)), int(rng.integers(0, 4)), int(rng.integers(1, 4))
+    X = rng.standard_normal((N, K)).astype(dtype)
+    use_rows = rng.random() < 0.5
+    n = int(rng.integers(0, 6)) if use_rows else N
+    # each index array in range 3 times in 4 (-1 and the end otherwise possible)
+    off = [int(rng.random() < 0.25) for _ in range(3)]
+    rows = (rng.integers(-off[0], N + off[0], n).astype(np.int64) if use_rows and N
+            else np.zeros(n, np.int64) if use_rows else None)
+    y = rng.integers(-off[1], C + off[1], n).astype(np.int64)
+    sw = rng.uniform(0, 2, n) if rng.random() < 0.5 else None
+    B = int(rng.integers(0, 4))
+    if off[2] or n == 0:
+        starts = rng.integers(-1, n + 1, B)
+        batches = np.stack([starts, starts + rng.integers(0, 3, B)], axis=1).astype(np.int64)
+    else:
+        starts = rng.integers(0, n, B)
+        stops = starts + 1 + rng.integers(0, n - starts)
+        batches = np.stack([starts, stops], axis=1).astype(np.int64)
+    intercept, mu = rng.random() < 0.7, float(rng.choice([0.0, 0.9]))
+    W = np.zeros((K, C), dtype)
+    b = np.zeros(C, dtype) if intercept else None
+    vW = np.zeros((K, C), dtype) if mu else None
+    vb = np.zeros(C, dtype) if mu and intercept else None
+    offset = rng.standard_normal(K).astype(dtype) if intercept and rng.random() < 0.5 else None
+    inv2 = rng.uniform(0.5, 2, K).astype(dtype) if rng.random() < 0.5 else None
+    consistent = N > 0 and K > 0
+    if rng.random() < 0.3:  # one argument of another shape (or missing)
+        consistent = False
+        which = int(rng.integers(0, 5))
+        if which == 0:
+            W = np.zeros((K + 1, C), dtype)
+        elif which == 1:
+            y = y[:-1] if n else np.zeros(1, np.int64)
+        elif which == 2:
+            vW = None if mu else np.zeros((K, C), dtype)
+        elif which == 3:
+            offset = np.zeros(K + 1, dtype)
+        else:
+            batches = np.zeros((B, 3), np.int64)
+    bad_index = (bool(np.any((y < 0) | (y >= C)))
+                 or (use_rows and bool(np.any((rows < 0) | (rows >= N))))
+                 or bool(np.any((batches[:, 0] < 0) | (batches[:, 0] >= batches[:, 1])
+                                | (batches[:, 1] > n))))
+    args = (X, rows, y, sw, batches, W, b, vW, vb, offset, inv2, 0.1, mu,
+            bool(rng.integers(0, 2)), 1e-3, float(rng.choice([0.0, 1e-3])), 0.0, threads)
+    return args, consistent and bad_index
 
 
 def _describe(name, args):

@@ -13,7 +13,7 @@ import importlib
 import numpy as np
 import pytest
 
-from softmax_core import SoftmaxRegression, _sgd_steps
+from softmax_core import SoftmaxRegression, _sgd_epoch, _sgd_steps
 from softmax_core._native import available_targets
 
 TARGETS = available_targets()
@@ -192,7 +192,8 @@ def test_estimator_dense_step_matches_blas_path(monkeypatch, sparse_like, shuffl
 
 
 def _spy_on_fused_calls(monkeypatch):
-    """The estimator's calls of the fused kernel, as ``(X, rows, is_a_step)``."""
+    """The estimator's calls of the fused kernel, as ``(X, rows, is_a_step)``; an
+    epoch of the epoch kernel (src/sgd_epoch.pxi) counts as its batches' steps."""
     calls = []
     real = _sgd_steps.kernels
 
@@ -204,7 +205,16 @@ def _spy_on_fused_calls(monkeypatch):
             calls.append((X, None if rows is None else rows.copy(), args[7] is not None))
             return real.linear_cross_entropy(X, *args, rows=rows)
 
+        def sgd_epoch(self, X, rows, *args):
+            for start, stop in args[2]:
+                if rows is None:
+                    calls.append((X[start:stop], None, True))
+                else:
+                    calls.append((X, rows[start:stop].copy(), True))
+            return real.sgd_epoch(X, rows, *args)
+
     monkeypatch.setattr(_sgd_steps, "kernels", Spy())
+    monkeypatch.setattr(_sgd_epoch, "kernels", Spy())
     return calls
 
 

@@ -1,0 +1,293 @@
+"""The epoch kernel of dense SGD (src/sgd_epoch.pxi, softmax_core/_sgd_epoch.py).
+
+Oracle: the same steps written out here in float64 NumPy (logits, the
+label-smoothed weighted cross-entropy and its gradients, the L2 term, the
+preconditioner, plain or Nesterov momentum, the elastic net's proximal step
+with its intercept shift), for every kernel build this CPU runs.  The
+estimator is then checked to train the same model with the kernel as with
+the Python step it replaces (``_sgd_epoch.ENABLED = False``).
+"""
+
+import importlib
+import itertools
+
+import numpy as np
+import pytest
+
+from softmax_core import SoftmaxRegression, _sgd_epoch
+from softmax_core._native import available_targets
+
+TARGETS = available_targets()
+# relative to the largest weight, after EPOCH_BATCHES steps: each step's
+# gradient carries the fused kernel's error (3e-5 and 1e-12 in
+# test_linear_step.py) into the weights, scaled by the step
+TOL = {np.float32: 5e-5, np.float64: 1e-12}
+EPOCH_BATCHES = 6
+
+
+@pytest.fixture(params=TARGETS)
+def mod(request):
+    return importlib.import_module(f"softmax_core._kernels_{request.param}")
+
+
+def _reference(X, rows, y, sw, batches, W, b, vW, vb, offset, inv2, lr, mu, nesterov, l2, l1,
+               eps):
+    """The epoch in float64: returns (summed loss, W, b, vW, vb)."""
+    f = np.float64
+    W, X = W.astype(f), X.astype(f)
+    b = None if b is None else b.astype(f)
+    vW = None if vW is None else vW.astype(f)
+    vb = None if vb is None else vb.astype(f)
+    offset = None if offset is None else offset.astype(f)
+    inv2 = None if inv2 is None else inv2.astype(f)
+    C = W.shape[1]
+    total = 0.0
+
+    def momentum_step(p, v, g):
+        if mu == 0:
+            return p - lr * g, v
+        v = mu * v - lr * g
+        return (p + mu * v - lr * g if nesterov else p + v), v
+
+    for start, stop in batches:
+        idx = np.arange(start, stop) if rows is None else rows[start:stop]
+        Xb, yb, m = X[idx], y[start:stop], stop - start
+        wb = np.ones(m) if sw is None else sw[start:stop]
+        Z = Xb @ W + (0.0 if b is None else b)
+        lse = np.logaddexp.reduce(Z, axis=1)
+        T = (1 - eps) * np.eye(C)[yb] + eps / C
+        total += float(np.sum(wb * (lse - np.sum(T * Z, axis=1))))
+        G = wb[:, None] * (np.exp(Z - lse[:, None]) - T) / m
+        gW, gb = Xb.T @ G + l2 * W, G.sum(axis=0)
+        if offset is not None:
+            gW = gW - np.outer(offset, gb)
+        if inv2 is not None:
+            gW = gW * inv2[:, None]
+        if offset is not None:
+            gb = gb - offset @ gW
+        W, vW = momentum_step(W, vW, gW)
+        if b is not None:
+            b, vb = momentum_step(b, vb, gb)
+        if l1 > 0:
+            t = lr * l1 * (1.0 if inv2 is None else inv2[:, None])
+            new = np.sign(W) * np.maximum(np.abs(W) - t, 0.0)
+            moved = new - W
+            W = new
+            if vW is not None:
+                vW = vW + moved
+            if offset is not None:
+                b = b - offset @ moved
+                if vb is not None:
+                    vb = vb - offset @ moved
+    return total, W, b, vW, vb
+
+
+def _problem(rng, dtype, n=203, K=13, C=5, *, with_rows, with_sw, intercept, mu, precondition):
+    N = n + 17 if with_rows else n
+    X = rng.standard_normal((N, K)).astype(dtype)
+    rows = rng.integers(0, N, n).astype(np.int64) if with_rows else None
+    y = rng.integers(0, C, n).astype(np.int64)
+    sw = rng.uniform(0.2, 2.0, n) if with_sw else None
+    W = (rng.standard_normal((K, C)) / np.sqrt(K)).astype(dtype)
+    b = rng.standard_normal(C).astype(dtype) if intercept else None
+    vW = (0.1 * rng.standard_normal((K, C))).astype(dtype) if mu else None
+    vb = (0.1 * rng.standard_normal(C)).astype(dtype) if mu and intercept else None
+    offset = rng.standard_normal(K).astype(dtype) if precondition and intercept else None
+    inv2 = rng.uniform(0.5, 2.0, K).astype(dtype) if precondition else None
+    # uneven batches in a shuffled order, one of a single row
+    stops = np.sort(rng.choice(np.arange(1, n), EPOCH_BATCHES - 1, replace=False))
+    bounds = list(zip([0, *stops], [*stops, n], strict=True))
+    bounds = [bounds[i] for i in rng.permutation(len(bounds))] + [(n - 1, n)]
+    return X, rows, y, sw, np.asarray(bounds, dtype=np.int64), W, b, vW, vb, offset, inv2
+
+
+def _close(got, want, dtype):
+    scale = max(float(np.max(np.abs(want))), 1e-30)
+    return float(np.max(np.abs(got.astype(np.float64) - want))) <= TOL[dtype] * scale
+
+
+CASES = list(itertools.product(
+    [False, True],  # rows
+    [False, True],  # sample weights
+    [False, True],  # intercept
+    [(0.0, False), (0.9, False), (0.9, True)],  # momentum, nesterov
+    [False, True],  # preconditioner
+))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("with_rows, with_sw, intercept, momentum, precondition", CASES)
+@pytest.mark.parametrize("l1", [0.0, 0.1])
+def test_epoch_matches_float64_steps(mod, dtype, with_rows, with_sw, intercept, momentum,
+                                     precondition, l1):
+    mu, nesterov = momentum
+    rng = np.random.default_rng(abs(hash((with_rows, with_sw, intercept, momentum,
+                                          precondition, l1))) % 2**32)
+    X, rows, y, sw, batches, W, b, vW, vb, offset, inv2 = _problem(
+        rng, dtype, with_rows=with_rows, with_sw=with_sw, intercept=intercept, mu=mu,
+        precondition=precondition)
+    lr, l2, eps = 0.4, 0.05, 0.1
+    want = _reference(X, rows, y, sw, batches, W, b, vW, vb, offset, inv2, lr, mu, nesterov,
+                      l2, l1, eps)
+    X0 = X.copy()
+    loss = mod.sgd_epoch(X, rows, y, sw, batches, W, b, vW, vb, offset, inv2, lr, mu,
+                         nesterov, l2, l1, eps, 1)
+    np.testing.assert_array_equal(X, X0)
+    assert loss == pytest.approx(want[0], rel=TOL[dtype] * 10)
+    assert _close(W, want[1], dtype)
+    if intercept:
+        assert _close(b, want[2], dtype)
+    if mu:
+        assert _close(vW, want[3], dtype)
+        if intercept:
+            assert _close(vb, want[4], dtype)
+    if l1:
+        # the prox makes some weights exactly zero, as the reference does
+        assert np.count_nonzero(W == 0) == np.count_nonzero(want[1] == 0) > 0
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_epoch_same_bits_for_any_thread_count(mod, dtype):
+    rng = np.random.default_rng(3)
+    X, rows, y, sw, _, W, b, vW, vb, offset, inv2 = _problem(
+        rng, dtype, n=4000, K=40, C=10, with_rows=True, with_sw=True, intercept=True, mu=0.9,
+        precondition=True)
+    batches = np.array([(s, min(s + 1024, 4000)) for s in range(0, 4000, 1024)], np.int64)
+    results = []
+    for n_threads in (1, 2, 4):
+        arrays = [a.copy() for a in (W, b, vW, vb)]
+        loss = mod.sgd_epoch(X, rows, y, sw, batches, *arrays, offset, inv2, 0.1, 0.9, True,
+                             1e-3, 1e-3, 0.0, n_threads)
+        results.append((loss, arrays))
+    for loss, arrays in results[1:]:
+        assert loss == results[0][0]
+        for a, a0 in zip(arrays, results[0][1], strict=True):
+            np.testing.assert_array_equal(a, a0)
+
+
+def _args(dtype=np.float64, n=50, K=4, C=3):
+    rng = np.random.default_rng(0)
+    return dict(X=rng.standard_normal((n, K)).astype(dtype), rows=None,
+                y=rng.integers(0, C, n).astype(np.int64), sw=None,
+                batches=np.array([(0, 25), (25, 50)], np.int64),
+                W=np.zeros((K, C), dtype), b=np.zeros(C, dtype), vW=None, vb=None,
+                offset=None, inv2=None)
+
+
+def _run(mod, a, mu=0.0):
+    return mod.sgd_epoch(a["X"], a["rows"], a["y"], a["sw"], a["batches"], a["W"], a["b"],
+                         a["vW"], a["vb"], a["offset"], a["inv2"], 0.1, mu, False, 0.0, 0.0,
+                         0.0, 1)
+
+
+@pytest.mark.parametrize("change, match", [
+    (dict(y=np.array([0, 1, 3] + [0] * 47, np.int64)), "target 3 at row 2 is out of bounds"),
+    (dict(y=np.array([0, -1] + [0] * 48, np.int64)), "target -1 at row 1 is out of bounds"),
+    (dict(rows=np.array([0] * 49 + [50], np.int64)), "row index 50 at position 49"),
+    (dict(rows=np.array([-2] + [0] * 49, np.int64)), "row index -2 at position 0"),
+    (dict(batches=np.array([(0, 25), (25, 51)], np.int64)), r"batch 1 is \[25, 51\)"),
+    (dict(batches=np.array([(3, 3)], np.int64)), r"batch 0 is \[3, 3\)"),
+    (dict(batches=np.array([(-1, 4)], np.int64)), r"batch 0 is \[-1, 4\)"),
+])
+def test_bad_indices_raise_before_any_write(mod, change, match):
+    a = {**_args(), **change}
+    W0 = a["W"].copy()
+    a["W"][:] = W0
+    with pytest.raises(ValueError, match=match):
+        _run(mod, a)
+    np.testing.assert_array_equal(a["W"], W0)
+    np.testing.assert_array_equal(a["b"], 0.0)
+
+
+@pytest.mark.parametrize("change, mu", [
+    (dict(W=np.zeros((5, 3))), 0.0),  # K mismatch
+    (dict(b=np.zeros(4)), 0.0),
+    (dict(sw=np.ones(49)), 0.0),
+    (dict(y=np.zeros(49, np.int64)), 0.0),  # n != N without rows
+    (dict(rows=np.zeros(49, np.int64)), 0.0),  # rows not of n
+    (dict(batches=np.zeros((2, 3), np.int64)), 0.0),
+    (dict(), 0.9),  # momentum without velocities
+    (dict(vW=np.zeros((4, 3)), vb=np.zeros(3)), 0.0),  # velocities without momentum
+    (dict(vW=np.zeros((4, 3))), 0.9),  # vb missing with a bias
+    (dict(vW=np.zeros((4, 2)), vb=np.zeros(3)), 0.9),
+    (dict(b=None, offset=np.zeros(4)), 0.0),  # an offset needs a bias
+    (dict(inv2=np.ones(3)), 0.0),
+    (dict(X=np.zeros((0, 4))), 0.0),
+])
+def test_bad_shapes_raise(mod, change, mu):
+    a = {**_args(), **change}
+    with pytest.raises(ValueError, match="sgd_epoch needs"):
+        _run(mod, a, mu)
+
+
+def test_no_batches_is_a_no_op(mod):
+    a = _args()
+    a["batches"] = np.zeros((0, 2), np.int64)
+    assert _run(mod, a) == 0.0
+    np.testing.assert_array_equal(a["W"], 0.0)
+
+
+def test_wrong_dtypes_raise_type_errors(mod):
+    a = _args()
+    a["W"] = np.zeros((4, 3), np.float32)  # X float64
+    with pytest.raises((TypeError, ValueError)):
+        _run(mod, a)
+
+
+@pytest.fixture
+def python_steps(monkeypatch):
+    monkeypatch.setattr(_sgd_epoch, "ENABLED", False)
+
+
+def _fit_both(monkeypatch, X, y, **params):
+    model = SoftmaxRegression(random_state=0, **params).fit(X, y)
+    monkeypatch.setattr(_sgd_epoch, "ENABLED", False)
+    reference = SoftmaxRegression(random_state=0, **params).fit(X, y)
+    monkeypatch.setattr(_sgd_epoch, "ENABLED", True)
+    return model, reference
+
+
+@pytest.mark.parametrize("params", [
+    dict(),
+    dict(momentum=0.0, batch_size=32),
+    dict(nesterovs_momentum=False, alpha=1e-3, l1_ratio=0.5),
+    dict(fit_intercept=False, label_smoothing=0.1, schedule="invscaling"),
+    dict(shuffle=False, batch_size=100),
+])
+def test_estimator_fits_the_same_model(monkeypatch, params):
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((1500, 12)) * rng.uniform(0.1, 10, 12) + rng.normal(0, 3, 12)
+    y = (X[:, :3] @ rng.standard_normal((3, 4)) + rng.gumbel(size=(1500, 4))).argmax(axis=1)
+    calls = []
+    real = _sgd_epoch.kernels.sgd_epoch
+
+    class Spy:
+        def sgd_epoch(self, *args):
+            calls.append(args[4].shape[0])
+            return real(*args)
+
+    monkeypatch.setattr(_sgd_epoch, "kernels", Spy())
+    sw = rng.uniform(0.5, 2.0, X.shape[0])
+    model = SoftmaxRegression(random_state=0, **params).fit(X, y, sample_weight=sw)
+    assert calls and sum(calls) > 0  # the kernel ran the epochs
+    monkeypatch.setattr(_sgd_epoch, "ENABLED", False)
+    n_calls = len(calls)
+    reference = SoftmaxRegression(random_state=0, **params).fit(X, y, sample_weight=sw)
+    assert len(calls) == n_calls  # ... and not the reference's
+    assert model.n_iter_ == reference.n_iter_
+    np.testing.assert_allclose(model.coef_, reference.coef_, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(model.intercept_, reference.intercept_, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(model.loss_curve_, reference.loss_curve_, rtol=1e-10)
+
+
+def test_partial_fit_and_float32_take_the_kernel(monkeypatch):
+    rng = np.random.default_rng(6)
+    X = rng.standard_normal((800, 6)).astype(np.float32)
+    y = rng.integers(0, 3, 800)
+    model, reference = _fit_both(monkeypatch, X, y, max_iter=5, tol=None)
+    assert model.coef_.dtype == np.float32
+    np.testing.assert_allclose(model.coef_, reference.coef_, rtol=2e-4, atol=2e-5)
+    a = SoftmaxRegression(random_state=0).partial_fit(X, y, classes=[0, 1, 2])
+    monkeypatch.setattr(_sgd_epoch, "ENABLED", False)
+    r = SoftmaxRegression(random_state=0).partial_fit(X, y, classes=[0, 1, 2])
+    np.testing.assert_allclose(a.coef_, r.coef_, rtol=2e-4, atol=2e-5)
