@@ -1,9 +1,11 @@
 """The epoch driver of minibatch SGD: schedules, stopping, divergence, early stopping, progress.
 
 Design: one epoch is a pass over ``X`` in shuffled blocks (``_sgd_steps.py``
-takes each step).  The rows are permuted once per call to :func:`run_sgd` and
-every epoch visits the blocks of consecutive permuted rows in a fresh random
-order.  Dense NumPy rows that the fused linear kernel takes (up to
+takes each step, or ``_sgd_epoch.py`` the whole epoch in one kernel call for
+dense NumPy rows that the fused linear kernel takes).  The rows are permuted
+once per call to :func:`run_sgd` and every epoch visits the blocks of
+consecutive permuted rows in a fresh random order.  Dense NumPy rows that
+the fused linear kernel takes (up to
 ``FUSED_MAX_CLASSES`` classes, C-contiguous) are never copied: the kernel
 reads each block's rows from ``X`` in place through their indices (measured
 at 784 features: 7% slower per epoch than contiguous slices, where the copy

@@ -22,7 +22,9 @@ features it is 1.8x faster than two BLAS products and the loss kernel (one
 thread; benchmarks/bench_linear_step.py), and a dense fit then calls no BLAS
 at all (the epoch objective, `linear_loss`, takes the same kernel without
 its gradient).  Wider models (and sparse or non-contiguous batches) keep
-the BLAS products.
+the BLAS products.  Where every batch of an epoch takes the fused kernel,
+``_sgd_epoch.py`` runs the whole epoch of these steps in one kernel call
+(src/sgd_epoch.pxi); `batch_step` stays the reference of their semantics.
 
 The arithmetic is written once against a small set of array operations:
 ``ArrayOps`` (functional array-API code, any namespace) and ``NumpyOps`` (the
