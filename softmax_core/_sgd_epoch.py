@@ -23,6 +23,8 @@ from ._threads import PARALLEL_MIN_MACS, n_threads_for
 __all__ = ["ENABLED", "epoch_eligible", "run_epoch_kernel"]
 
 ENABLED = True
+# multiply-adds of the fused steps per kernel call (several milliseconds)
+CALL_MACS = 1 << 24
 
 
 def epoch_eligible(ops, state, X, y, blocks):
@@ -41,28 +43,38 @@ def run_epoch_kernel(state, cfg, X, y, w, bounds, lr, x_rows=None):
     or on ``X[x_rows]``; updates ``state`` in place, returns the summed batch losses."""
     W = state.W
     dtype = W.dtype
-    if not state.b.flags.c_contiguous:
-        state.b = np.ascontiguousarray(state.b)
+    b = np.ascontiguousarray(state.b)
     mu = float(cfg.momentum)
-    bias = state.b if cfg.fit_intercept else None
     vW = vb = None
-    if mu == 0:
-        state.vW = state.vb = None  # as the Python step leaves them
-    else:
+    if mu != 0:
         # the Python step creates a velocity of -lr * grad on its first use: the
         # same as a zero velocity's first update
-        state.vW = vW = np.zeros_like(W) if state.vW is None else _as(state.vW, dtype)
+        vW = np.zeros_like(W) if state.vW is None else _as(state.vW, dtype)
         if cfg.fit_intercept:
-            state.vb = vb = (np.zeros_like(state.b) if state.vb is None
-                             else _as(state.vb, dtype))
+            vb = np.zeros_like(b) if state.vb is None else _as(state.vb, dtype)
     pre = state.preconditioner
     offset = _as(pre.offset, dtype) if cfg.fit_intercept else None
+    inv_scale2 = _as(pre.inv_scale2, dtype)
+    rows, y, w = _as(x_rows, np.int64), _as(y, np.int64), _as(w, np.float64)
     batches = np.asarray(bounds, dtype=np.int64).reshape(-1, 2)
-    m_max = int((batches[:, 1] - batches[:, 0]).max()) if batches.shape[0] else 1
+    sizes = batches[:, 1] - batches[:, 0]
+    m_max = int(sizes.max()) if sizes.shape[0] else 1
+    macs = m_max * X.shape[1] * W.shape[1]
+    n_threads = n_threads_for(2 * macs, PARALLEL_MIN_MACS)
     l2 = cfg.alpha * (1.0 - cfg.l1_ratio)
     l1 = cfg.alpha * cfg.l1_ratio
-    return kernels.sgd_epoch(
-        X, _as(x_rows, np.int64), _as(y, np.int64), _as(w, np.float64), batches,
-        W, bias, vW, vb, offset, _as(pre.inv_scale2, dtype), float(lr), mu,
-        bool(cfg.nesterovs_momentum), float(l2), float(l1), float(cfg.label_smoothing),
-        n_threads_for(2 * m_max * X.shape[1] * W.shape[1], PARALLEL_MIN_MACS))
+    total = 0.0
+    # calls of about CALL_MACS multiply-adds each: Python gets control back (to
+    # raise KeyboardInterrupt, say) every few milliseconds
+    per_call = max(1, CALL_MACS // max(macs, 1))
+    for first in range(0, max(batches.shape[0], 1), per_call):
+        total += kernels.sgd_epoch(
+            X, rows, y, w, batches[first:first + per_call], W,
+            b if cfg.fit_intercept else None, vW, vb, offset, inv_scale2, float(lr), mu,
+            bool(cfg.nesterovs_momentum), float(l2), float(l1), float(cfg.label_smoothing),
+            n_threads)
+    # as the Python step leaves them (no velocity without momentum)
+    state.b, state.vW = b, vW
+    if cfg.fit_intercept:
+        state.vb = vb
+    return total

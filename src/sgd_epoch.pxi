@@ -15,15 +15,16 @@
 # around the kernel (ten or more small array operations), more than the fused
 # step itself at 100 features and batch 256; here the whole epoch runs without
 # the GIL.  The arithmetic is the Python step's, in the weights' precision,
-# except that the preconditioner's dot product is accumulated in double and
-# the compiler may fuse a multiply and an add: the two paths agree to
+# except that the preconditioner's dot product and the prox's intercept shift
+# are accumulated in double and the compiler may fuse a multiply and an add: the two paths agree to
 # rounding, not to the bit (tests/test_sgd_epoch.py).  The epoch's loss is the
 # sum of the batch losses in visiting order (double), as in Python.
 #
-# Every row index and target is checked before anything is written (a bad
-# one raises ValueError with the weights untouched); batches must lie in
-# [0, n) and hold at least one row.
-from libc.stdlib cimport free, malloc
+# Every batch, and every row index and target of its rows, is checked before
+# anything is written (a bad one raises ValueError with the weights
+# untouched); batches must lie in [0, n) and hold at least one row.  The
+# checks cost a pass over the rows that the batches cover, so an epoch may
+# be run in several calls (``_sgd_epoch.py`` does, to stay interruptible).
 from libc.math cimport fabs
 
 
@@ -85,7 +86,10 @@ cdef void _sgd_soft_threshold(floating *W, floating *vW, floating *b, floating *
     for c in range(C):
         shift[c] = 0.0
     for k in range(K):
-        t = <floating>(threshold if inv_scale2 == NULL else threshold * inv_scale2[k])
+        # as NumPy does it: the scalar lr * l1 in the weights' precision, times 1 / s**2
+        t = <floating>threshold
+        if inv_scale2 != NULL:
+            t = t * inv_scale2[k]
         for c in range(C):
             w = W[k * C + c]
             a = fabs(w) - t
@@ -127,8 +131,9 @@ def sgd_epoch(const floating[:, ::1] X, const int64_t[::1] rows, const int64_t[:
     (`offset` only with `bias`), ``l2`` and ``l1`` the two parts of the
     penalty.  Returns the sum over the steps of each batch's summed
     (weighted) loss before its step, in double.  The updated arrays must
-    not overlap each other or the inputs.  A bad row index or target raises
-    ValueError before anything is written.
+    not overlap each other or the inputs.  A bad batch, or a bad row index
+    or target in a batch's rows, raises ValueError before anything is written
+    (rows outside every batch are not read).
     """
     cdef Py_ssize_t N = X.shape[0], K = X.shape[1], C = W.shape[1]
     cdef Py_ssize_t n = target.shape[0], B = batches.shape[0]
@@ -137,8 +142,9 @@ def sgd_epoch(const floating[:, ::1] X, const int64_t[::1] rows, const int64_t[:
     cdef bint bad = False
     cdef double total = 0.0
     cdef double *ws = NULL
-    cdef floating *scratch = NULL
     cdef double *shift = NULL
+    cdef int64_t *bounds
+    cdef Py_ssize_t lin, grads
     cdef floating *pz
     cdef floating *pg
     cdef floating *pgw
@@ -174,24 +180,24 @@ def sgd_epoch(const floating[:, ::1] X, const int64_t[::1] rows, const int64_t[:
              "n == N, sample_weight (n,) or None, batches (B, 2), bias (C,) or None, "
              "velocities (K, C) and (C,) (or None with bias None) given exactly when "
              "momentum != 0, offset (K,) only with bias, and inv_scale2 (K,) or None")
+    # every batch, and the row indices and targets of its rows, before any write
     for j in range(B):
         start, stop = batches[j, 0], batches[j, 1]
         if not 0 <= start < stop <= n:
             raise ValueError(f"softmax_core kernel: batch {j} is [{start}, {stop}), not a "
                              f"non-empty range of the {n} rows")
         m_max = max(m_max, stop - start)
-    if rows is not None:
-        for i in range(n):
-            if not 0 <= rows[i] < N:
+        for i in range(start, stop):
+            if rows is not None and not 0 <= rows[i] < N:
                 raise ValueError(f"softmax_core kernel: row index {rows[i]} at position {i} "
                                  f"is out of bounds for X with {N} rows")
-        prows = &rows[0] if n > 0 else NULL
-    for i in range(n):
-        if not 0 <= target[i] < C:
-            raise ValueError(f"softmax_core kernel: target {target[i]} at row {i} is out "
-                             f"of bounds for {C} classes")
+            if not 0 <= target[i] < C:
+                raise ValueError(f"softmax_core kernel: target {target[i]} at row {i} is out "
+                                 f"of bounds for {C} classes")
     if B == 0:
         return 0.0
+    if rows is not None:
+        prows = &rows[0]
     if sample_weight is not None:
         psw = &sample_weight[0]
     if bias is not None:
@@ -205,48 +211,53 @@ def sgd_epoch(const floating[:, ::1] X, const int64_t[::1] rows, const int64_t[:
     if inv_scale2 is not None:
         pinv = &inv_scale2[0]
     n_threads = <int>max(min(<Py_ssize_t>n_threads, <Py_ssize_t>MAX_TASKS), 1)
-    # scratch: the batch's logits and gradient (m_max, C) each, grad_W (K, C), grad_b (C,)
-    scratch = <floating *>malloc((2 * m_max * C + K * C + C) * sizeof(floating))
-    shift = <double *>malloc(C * sizeof(double))
-    try:
-        if scratch == NULL or shift == NULL:
-            raise MemoryError("softmax_core: cannot allocate the SGD epoch's scratch")
-        # enough for any batch of at most m_max rows (at most MAX_TASKS tasks)
-        ws = _workspace(1, _lin_workspace(px, MAX_TASKS, n_threads, K, C, True))
-        pz = scratch
-        pg = pz + m_max * C
-        pgw = pg + m_max * C
-        if pb != NULL:
-            pgb = pgw + K * C
-        with nogil:
-            for j in range(B):
-                start, stop = batches[j, 0], batches[j, 1]
-                m = stop - start
-                _ce_params(&p, label_smoothing, 1.0 / m, C)
-                # the batch: rows prows[start:stop] of X, or the slice X[start:stop]
-                x_b, rows_b, n_b, sw_b = px, NULL, N, psw
-                if prows != NULL:
-                    rows_b = prows + start
-                else:
-                    x_b, n_b = px + start * K, m
-                if psw != NULL:
-                    sw_b = psw + start
-                total += _linear_ce(x_b, rows_b, n_b, m, K, C, &W[0, 0], pb, &target[start],
-                                    sw_b, &p, pz, pg, pgw, pgb, n_threads, ws, &bad)
-                if l2 > 0:
-                    _sgd_axpy(pgw, l2f, &W[0, 0], K * C)
-                if poff != NULL or pinv != NULL:
-                    _sgd_precondition(pgw, pgb, poff, pinv, K, C)
-                _sgd_momentum(&W[0, 0], pvw, pgw, K * C, lr, mu, nesterov)
-                if pb != NULL:
-                    _sgd_momentum(pb, pvb, pgb, C, lr, mu, nesterov)
-                if l1 > 0:
-                    _sgd_soft_threshold(&W[0, 0], pvw, pb, pvb, poff, pinv,
-                                        learning_rate * l1, K, C, shift)
-    finally:
-        _release(ws)
-        free(scratch)
-        free(shift)
-    if bad:  # unreachable: every index was checked above
-        raise RuntimeError("softmax_core kernel: sgd_epoch read an index it had checked")
+    # one cached workspace (no allocation per call): the fused step's, enough for
+    # any batch of at most m_max rows (at most MAX_TASKS tasks); then the
+    # batch's logits and gradient (m_max, C) each, grad_W (K, C) and grad_b (C,);
+    # the prox's shift (C doubles); and a copy of the checked batches, so that
+    # the loop reads no range that a step could have overwritten (were
+    # `batches` to share memory with an output)
+    lin = (_lin_workspace(px, MAX_TASKS, n_threads, K, C, True) + 7) // 8 * 8
+    grads = ((2 * m_max * C + K * C + C) * <Py_ssize_t>sizeof(floating) + 63) // 64 * 8
+    ws = _workspace(1, lin + grads + (C + 7) // 8 * 8 + 2 * B)
+    pz = <floating *>(ws + lin)
+    pg = pz + m_max * C
+    pgw = pg + m_max * C
+    if pb != NULL:
+        pgb = pgw + K * C
+    shift = ws + lin + grads
+    bounds = <int64_t *>(shift + (C + 7) // 8 * 8)
+    for j in range(B):
+        bounds[2 * j], bounds[2 * j + 1] = batches[j, 0], batches[j, 1]
+    with nogil:
+        for j in range(B):
+            start, stop = bounds[2 * j], bounds[2 * j + 1]
+            m = stop - start
+            _ce_params(&p, label_smoothing, 1.0 / m, C)
+            # the batch: rows prows[start:stop] of X, or the slice X[start:stop]
+            x_b, rows_b, n_b, sw_b = px, NULL, N, psw
+            if prows != NULL:
+                rows_b = prows + start
+            else:
+                x_b, n_b = px + start * K, m
+            if psw != NULL:
+                sw_b = psw + start
+            total += _linear_ce(x_b, rows_b, n_b, m, K, C, &W[0, 0], pb, &target[start],
+                                sw_b, &p, pz, pg, pgw, pgb, n_threads, ws, &bad)
+            if bad:
+                break
+            if l2 > 0:
+                _sgd_axpy(pgw, l2f, &W[0, 0], K * C)
+            if poff != NULL or pinv != NULL:
+                _sgd_precondition(pgw, pgb, poff, pinv, K, C)
+            _sgd_momentum(&W[0, 0], pvw, pgw, K * C, lr, mu, nesterov)
+            if pb != NULL:
+                _sgd_momentum(pb, pvb, pgb, C, lr, mu, nesterov)
+            if l1 > 0:
+                _sgd_soft_threshold(&W[0, 0], pvw, pb, pvb, poff, pinv,
+                                    learning_rate * l1, K, C, shift)
+    _release(ws)
+    if bad:  # an index checked above changed during the call
+        raise ValueError("softmax_core kernel: a row index or target of sgd_epoch changed "
+                         "during the call: the updated arrays overlap its inputs")
     return total

@@ -148,10 +148,22 @@ def _epoch_case(rng, threads):
             offset = np.zeros(K + 1, dtype)
         else:
             batches = np.zeros((B, 3), np.int64)
-    bad_index = (bool(np.any((y < 0) | (y >= C)))
-                 or (use_rows and bool(np.any((rows < 0) | (rows >= N))))
-                 or bool(np.any((batches[:, 0] < 0) | (batches[:, 0] >= batches[:, 1])
-                                | (batches[:, 1] > n))))
+    bad_index = False
+    if batches.ndim == 2 and batches.shape[1] == 2:
+        bad_batch = (batches[:, 0] < 0) | (batches[:, 0] >= batches[:, 1]) | (batches[:, 1] > n)
+        # a batch out of range, or a bad row index or target in a batch's rows
+        # (rows outside every batch are not read)
+        used = np.zeros(len(y), bool)
+        for start, stop in batches[~bad_batch]:
+            used[start:stop] = True
+        bad_index = (bool(np.any(bad_batch)) or bool(np.any(used & ((y < 0) | (y >= C))))
+                     or (use_rows and len(rows) == len(y)
+                         and bool(np.any(used & ((rows < 0) | (rows >= N))))))
+    if rng.random() < 0.1:  # not a C-contiguous float array: must raise
+        consistent = False
+        X = [np.asfortranarray(X[:, ::-1]), X.tolist(), X[:, ::2]][int(rng.integers(0, 3))]
+    if rng.random() < 0.2:
+        threads = 64
     args = (X, rows, y, sw, batches, W, b, vW, vb, offset, inv2, 0.1, mu,
             bool(rng.integers(0, 2)), 1e-3, float(rng.choice([0.0, 1e-3])), 0.0, threads)
     return args, consistent and bad_index

@@ -152,9 +152,11 @@ def test_epoch_same_bits_for_any_thread_count(mod, dtype):
     X, rows, y, sw, _, W, b, vW, vb, offset, inv2 = _problem(
         rng, dtype, n=4000, K=40, C=10, with_rows=True, with_sw=True, intercept=True, mu=0.9,
         precondition=True)
-    batches = np.array([(s, min(s + 1024, 4000)) for s in range(0, 4000, 1024)], np.int64)
+    # batches of 1 to 8 tasks (64 rows a task at least), and a single row
+    cuts = [0, 1, 65, 200, 456, 968, 1992, 4000]
+    batches = np.array(list(zip(cuts[:-1], cuts[1:], strict=True)), np.int64)[::-1].copy()
     results = []
-    for n_threads in (1, 2, 4):
+    for n_threads in (1, 2, 4, 64):
         arrays = [a.copy() for a in (W, b, vW, vb)]
         loss = mod.sgd_epoch(X, rows, y, sw, batches, *arrays, offset, inv2, 0.1, 0.9, True,
                              1e-3, 1e-3, 0.0, n_threads)
@@ -191,12 +193,43 @@ def _run(mod, a, mu=0.0):
 ])
 def test_bad_indices_raise_before_any_write(mod, change, match):
     a = {**_args(), **change}
-    W0 = a["W"].copy()
-    a["W"][:] = W0
     with pytest.raises(ValueError, match=match):
         _run(mod, a)
-    np.testing.assert_array_equal(a["W"], W0)
+    np.testing.assert_array_equal(a["W"], 0.0)
     np.testing.assert_array_equal(a["b"], 0.0)
+
+
+def test_bad_target_in_a_later_batch_raises_before_the_first_step(mod):
+    a = _args()
+    a["y"][49] = 3  # in the second batch
+    a["vW"], a["vb"] = np.full((4, 3), 0.5), np.full(3, 0.5)
+    with pytest.raises(ValueError, match="target 3 at row 49 is out of bounds"):
+        _run(mod, a, mu=0.9)
+    for name, want in (("W", 0.0), ("b", 0.0), ("vW", 0.5), ("vb", 0.5)):
+        np.testing.assert_array_equal(a[name], want)
+
+
+def test_rows_outside_every_batch_are_not_read(mod):
+    # the checks cover the rows the batches use: an epoch may run in several calls
+    a = _args()
+    a["y"][30:] = 7
+    a["batches"] = np.array([(0, 30)], np.int64)
+    assert np.isfinite(_run(mod, a))
+
+
+def test_batches_sharing_memory_with_the_weights(mod):
+    # the kernel reads a copy of the checked batches: a step that overwrites
+    # them (here they are the bits of W) changes nothing about the steps taken
+    a = _args()
+    W = np.zeros((4, 3))
+    bits = W.view(np.int64).reshape(6, 2)
+    bits[:] = [(0, 10), (10, 20), (20, 30), (30, 40), (40, 50), (0, 50)]
+    b_copy = bits.copy()
+    expect = {**a, "W": W.copy(), "b": a["b"].copy(), "batches": b_copy}
+    want = _run(mod, expect)
+    got = _run(mod, {**a, "W": W, "batches": bits})
+    assert got == want
+    np.testing.assert_array_equal(W, expect["W"])
 
 
 @pytest.mark.parametrize("change, mu", [
@@ -212,6 +245,8 @@ def test_bad_indices_raise_before_any_write(mod, change, match):
     (dict(vW=np.zeros((4, 2)), vb=np.zeros(3)), 0.9),
     (dict(b=None, offset=np.zeros(4)), 0.0),  # an offset needs a bias
     (dict(inv2=np.ones(3)), 0.0),
+    (dict(offset=np.ones(5)), 0.0),  # wrong length, with a bias
+    (dict(b=None, vW=np.zeros((4, 3)), vb=np.zeros(3)), 0.9),  # vb without a bias
     (dict(X=np.zeros((0, 4))), 0.0),
 ])
 def test_bad_shapes_raise(mod, change, mu):
@@ -234,9 +269,69 @@ def test_wrong_dtypes_raise_type_errors(mod):
         _run(mod, a)
 
 
-@pytest.fixture
-def python_steps(monkeypatch):
-    monkeypatch.setattr(_sgd_epoch, "ENABLED", False)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("with_rows, with_sw, intercept, momentum, precondition", CASES)
+@pytest.mark.parametrize("l1_ratio", [0.0, 0.5])
+def test_epoch_matches_the_python_steps(monkeypatch, dtype, with_rows, with_sw, intercept,
+                                        momentum, precondition, l1_ratio):
+    # run_batches with the kernel against the same pass of `batch_step` calls
+    from softmax_core._preconditioner import Preconditioner
+    from softmax_core._sgd import SGDConfig, SGDState, run_batches
+    from softmax_core._sgd_steps import NumpyOps
+
+    mu, nesterov = momentum
+    rng = np.random.default_rng(11)
+    X, rows, y, sw, _, W, b, _, _, offset, inv2 = _problem(
+        rng, dtype, n=300, with_rows=with_rows, with_sw=with_sw, intercept=True, mu=0.0,
+        precondition=precondition)
+    cfg = SGDConfig(batch_size=32, momentum=mu, nesterovs_momentum=nesterov, alpha=0.02,
+                    l1_ratio=l1_ratio, fit_intercept=intercept, label_smoothing=0.1)
+    results = []
+    for enabled in (True, False):
+        monkeypatch.setattr(_sgd_epoch, "ENABLED", enabled)
+        state = SGDState(W=W.copy(), b=b.copy(), batch_size=32,
+                         preconditioner=Preconditioner(offset=offset if intercept else None,
+                                                       inv_scale2=inv2))
+        losses = [run_batches(NumpyOps(), state, cfg, X, y, sw, np.random.default_rng(0), None,
+                              0.3, rows) for _ in range(3)]  # the velocity carries over
+        results.append((losses, state))
+    (losses, kernel), (want, python) = results
+    np.testing.assert_allclose(losses, want, rtol=TOL[dtype] * 10)
+    assert _close(kernel.W, python.W.astype(np.float64), dtype)
+    assert _close(kernel.b, python.b.astype(np.float64), dtype)
+    assert (kernel.vW is None) == (python.vW is None)
+    assert (kernel.vb is None) == (python.vb is None)
+    if mu:
+        assert _close(kernel.vW, python.vW.astype(np.float64), dtype)
+    if mu and intercept:
+        assert _close(kernel.vb, python.vb.astype(np.float64), dtype)
+    assert kernel.W.dtype == python.W.dtype == dtype
+
+
+def test_an_epoch_runs_in_calls_of_bounded_work(monkeypatch):
+    # Python gets control back between calls (KeyboardInterrupt); the result is
+    # the one of a single call
+    rng = np.random.default_rng(12)
+    X = rng.standard_normal((2000, 8))
+    y = (X[:, :3] + rng.gumbel(size=(2000, 3))).argmax(axis=1)
+    fits = {}
+    real = _sgd_epoch.kernels.sgd_epoch
+    for call_macs in (1 << 24, 1):  # one call per epoch; one call per batch
+        monkeypatch.setattr(_sgd_epoch, "CALL_MACS", call_macs)
+        calls = []
+
+        class Spy:
+            def sgd_epoch(self, *args, calls=calls):
+                calls.append(args[4].shape[0])
+                return real(*args)
+
+        monkeypatch.setattr(_sgd_epoch, "kernels", Spy())
+        fits[call_macs] = SoftmaxRegression(batch_size=100, max_iter=3, tol=None,
+                                            random_state=0).fit(X, y)
+        assert sum(calls) == 3 * 20
+        assert set(calls) == ({20} if call_macs > 1 else {1})
+    np.testing.assert_array_equal(fits[1].coef_, fits[1 << 24].coef_)
+    np.testing.assert_array_equal(fits[1].intercept_, fits[1 << 24].intercept_)
 
 
 def _fit_both(monkeypatch, X, y, **params):
@@ -253,6 +348,8 @@ def _fit_both(monkeypatch, X, y, **params):
     dict(nesterovs_momentum=False, alpha=1e-3, l1_ratio=0.5),
     dict(fit_intercept=False, label_smoothing=0.1, schedule="invscaling"),
     dict(shuffle=False, batch_size=100),
+    dict(early_stopping=True, n_iter_no_change=2),
+    dict(class_weight="balanced", nesterovs_momentum=False, l1_ratio=1.0, alpha=1e-3),
 ])
 def test_estimator_fits_the_same_model(monkeypatch, params):
     rng = np.random.default_rng(5)
@@ -287,7 +384,23 @@ def test_partial_fit_and_float32_take_the_kernel(monkeypatch):
     model, reference = _fit_both(monkeypatch, X, y, max_iter=5, tol=None)
     assert model.coef_.dtype == np.float32
     np.testing.assert_allclose(model.coef_, reference.coef_, rtol=2e-4, atol=2e-5)
-    a = SoftmaxRegression(random_state=0).partial_fit(X, y, classes=[0, 1, 2])
-    monkeypatch.setattr(_sgd_epoch, "ENABLED", False)
-    r = SoftmaxRegression(random_state=0).partial_fit(X, y, classes=[0, 1, 2])
-    np.testing.assert_allclose(a.coef_, r.coef_, rtol=2e-4, atol=2e-5)
+    calls = []
+    real = _sgd_epoch.kernels.sgd_epoch
+
+    class Spy:
+        def sgd_epoch(self, *args):
+            calls.append(args[0].dtype)
+            return real(*args)
+
+    monkeypatch.setattr(_sgd_epoch, "kernels", Spy())
+    models = {}
+    for enabled in (True, False):
+        monkeypatch.setattr(_sgd_epoch, "ENABLED", enabled)
+        n_calls = len(calls)
+        model = SoftmaxRegression(random_state=0, l1_ratio=0.5, alpha=1e-3)
+        for part in np.array_split(np.arange(800), 4):  # the velocity carries over
+            model.partial_fit(X[part], y[part], classes=[0, 1, 2])
+        assert (len(calls) > n_calls) == enabled
+        models[enabled] = model
+    assert set(calls) == {np.dtype(np.float32)}
+    np.testing.assert_allclose(models[True].coef_, models[False].coef_, rtol=2e-4, atol=2e-5)
