@@ -50,7 +50,7 @@ from ._dask_blocks import is_dask_collection
 from ._dask_fit import fit_dask
 from ._dask_predict import predict_dask, score_dask
 from ._optimality import newton_decrement
-from ._preconditioner import estimate_curvature, fit_preconditioner
+from ._preconditioner import Preconditioner, estimate_curvature, fit_preconditioner
 from ._sgd import SGDConfig, SGDState, normalize_weights, run_sgd
 from ._softmax import log_softmax, softmax
 
@@ -825,8 +825,17 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
             state.loss_curve = list(previous.loss_curve)
             # the momentum buffers are updated in place (NumPy): never share them
             # with the saved optimizer, which a failed call must leave intact
-            state.vW = None if previous.vW is None else xp.asarray(previous.vW, copy=True)
-            state.vb = None if previous.vb is None else xp.asarray(previous.vb, copy=True)
+            # (in this call's dtype, as W: a float32 call after a float64 one
+            # trains in float32 on every path)
+            def own(a):
+                return None if a is None else xp.astype(xp.asarray(a, copy=True), X.dtype)
+
+            state.vW, state.vb = own(previous.vW), own(previous.vb)
+            pre = previous.preconditioner
+            state.preconditioner = Preconditioner(
+                offset=None if pre.offset is None else xp.astype(pre.offset, X.dtype),
+                inv_scale2=None if pre.inv_scale2 is None else xp.astype(pre.inv_scale2,
+                                                                          X.dtype))
             state.W, state.b = W, intercept
             state.retries = 0
             if self.learning_rate != "auto" and float(self.learning_rate) != \

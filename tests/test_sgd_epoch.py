@@ -408,3 +408,20 @@ def test_partial_fit_and_float32_take_the_kernel(monkeypatch):
         models[enabled] = model
     assert set(calls) == {np.dtype(np.float32)}
     np.testing.assert_allclose(models[True].coef_, models[False].coef_, rtol=2e-4, atol=2e-5)
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_a_float32_call_after_a_float64_one_trains_in_float32(monkeypatch, enabled):
+    # the saved velocities and preconditioner take the dtype of the new call's
+    # data on both paths (the Python step promoted W to float64 through them)
+    monkeypatch.setattr(_sgd_epoch, "ENABLED", enabled)
+    rng = np.random.default_rng(13)
+    X = rng.standard_normal((600, 5)) * 3 + 1
+    y = (X[:, :3] + rng.gumbel(size=(600, 3))).argmax(axis=1)
+    model = SoftmaxRegression(random_state=0, l1_ratio=0.5, alpha=1e-3)
+    model.partial_fit(X[:300], y[:300], classes=[0, 1, 2])
+    assert model.coef_.dtype == np.float64
+    model.partial_fit(X[300:].astype(np.float32), y[300:])
+    assert model.coef_.dtype == model.intercept_.dtype == np.float32
+    state = model._optimizer
+    assert state.W.dtype == state.vW.dtype == state.preconditioner.inv_scale2.dtype == np.float32
