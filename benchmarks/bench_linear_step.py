@@ -23,7 +23,7 @@ printed with the table.
 
 import argparse
 import os
-import platform
+import sys
 import time
 
 import numpy as np
@@ -32,18 +32,10 @@ from threadpoolctl import threadpool_limits
 from softmax_core._native import KERNEL_TARGET, kernels
 from softmax_core._threads import n_threads_for
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _machine import cpu_model  # noqa: E402
+
 N_ROWS = 60_000
-
-
-def _cpu():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def _epochs(M, K, C, dtype, n_threads, seed=0):
@@ -85,7 +77,7 @@ def main(argv=None):
     parser.add_argument("--dtype", default="float32,float64")
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args(argv)
-    print(f"CPU: {_cpu()}; kernel build {KERNEL_TARGET}; batch {args.batch}, "
+    print(f"CPU: {cpu_model()}; kernel build {KERNEL_TARGET}; batch {args.batch}, "
           f"K = {args.features}, {N_ROWS} rows per epoch, best of {args.rounds}")
     print("load average before: " + ", ".join(f"{v:.2f}" for v in os.getloadavg()))
     print(f"{'dtype':<8} {'classes':>7} {'threads':>7} {'fused ms':>9} {'blas ms':>8} "

@@ -16,7 +16,7 @@ Run: ``python benchmarks/bench_sgd_epoch.py [--rows 40000] [--repeats 5]``.
 
 import argparse
 import os
-import platform
+import sys
 import time
 import warnings
 
@@ -26,18 +26,10 @@ from threadpoolctl import threadpool_limits
 from softmax_core import SoftmaxRegression, _sgd_epoch
 from softmax_core._native import KERNEL_TARGET
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _machine import cpu_flags, cpu_model  # noqa: E402
+
 N_CLASSES = 10
-
-
-def _cpu():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def _data(n, k, seed=0):
@@ -68,14 +60,7 @@ def main(argv=None):
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args(argv)
-    flags = set()
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = set(next(line for line in f if line.startswith("flags")).split())
-    except (OSError, StopIteration):
-        pass
-    shown = " ".join(f for f in ("avx2", "fma", "avx512f", "avx512bw", "avx512vl") if f in flags)
-    print(f"CPU: {_cpu()}, {os.cpu_count()} logical CPUs, flags: {shown}; kernel build "
+    print(f"CPU: {cpu_model()}, {os.cpu_count()} logical CPUs, flags: {cpu_flags()}; kernel build "
           f"{KERNEL_TARGET}; one thread; {args.rows} rows float32, {N_CLASSES} classes, "
           f"{args.epochs} epochs per fit, fastest of {args.repeats}")
     print(f"{'features':>8} {'batch':>6} {'Python step':>12} {'epoch kernel':>13} {'speed-up':>9}"
