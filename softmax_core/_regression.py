@@ -827,15 +827,14 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
             # with the saved optimizer, which a failed call must leave intact
             # (in this call's dtype, as W: a float32 call after a float64 one
             # trains in float32 on every path)
-            def own(a):
-                return None if a is None else xp.astype(xp.asarray(a, copy=True), X.dtype)
+            def own(a):  # a copy (astype copies) in this call's namespace and device
+                return None if a is None else xp.astype(self._to_compute(xp, device, a),
+                                                         X.dtype)
 
             state.vW, state.vb = own(previous.vW), own(previous.vb)
             pre = previous.preconditioner
-            state.preconditioner = Preconditioner(
-                offset=None if pre.offset is None else xp.astype(pre.offset, X.dtype),
-                inv_scale2=None if pre.inv_scale2 is None else xp.astype(pre.inv_scale2,
-                                                                          X.dtype))
+            state.preconditioner = Preconditioner(offset=own(pre.offset),
+                                                  inv_scale2=own(pre.inv_scale2))
             state.W, state.b = W, intercept
             state.retries = 0
             if self.learning_rate != "auto" and float(self.learning_rate) != \

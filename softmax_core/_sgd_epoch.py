@@ -40,7 +40,11 @@ def _as(a, dtype):
 
 def run_epoch_kernel(state, cfg, X, y, w, bounds, lr, x_rows=None):
     """The steps of `bounds` (``(start, stop)`` in the order taken) on ``(X, y, w)``,
-    or on ``X[x_rows]``; updates ``state`` in place, returns the summed batch losses."""
+    or on ``X[x_rows]``; updates ``state`` in place, returns the summed batch losses.
+
+    The epoch runs as calls of about `CALL_MACS` multiply-adds; each call checks
+    its batches before it writes, and ``state`` holds the parameters and
+    velocities of the last completed call if a later one raises."""
     W = state.W
     dtype = W.dtype
     b = np.ascontiguousarray(state.b)
@@ -63,6 +67,11 @@ def run_epoch_kernel(state, cfg, X, y, w, bounds, lr, x_rows=None):
     n_threads = n_threads_for(2 * macs, PARALLEL_MIN_MACS)
     l2 = cfg.alpha * (1.0 - cfg.l1_ratio)
     l1 = cfg.alpha * cfg.l1_ratio
+    # the arrays the kernel updates in place are the state's from here on, so
+    # that it is consistent between two calls (an interrupted epoch) as well
+    state.b, state.vW = b, vW
+    if cfg.fit_intercept:
+        state.vb = vb  # (as the Python step leaves them: no velocity without momentum)
     total = 0.0
     # calls of about CALL_MACS multiply-adds each: Python gets control back (to
     # raise KeyboardInterrupt, say) every few milliseconds
@@ -73,8 +82,4 @@ def run_epoch_kernel(state, cfg, X, y, w, bounds, lr, x_rows=None):
             b if cfg.fit_intercept else None, vW, vb, offset, inv_scale2, float(lr), mu,
             bool(cfg.nesterovs_momentum), float(l2), float(l1), float(cfg.label_smoothing),
             n_threads)
-    # as the Python step leaves them (no velocity without momentum)
-    state.b, state.vW = b, vW
-    if cfg.fit_intercept:
-        state.vb = vb
     return total

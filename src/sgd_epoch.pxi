@@ -16,9 +16,10 @@
 # step itself at 100 features and batch 256; here the whole epoch runs without
 # the GIL.  The arithmetic is the Python step's, in the weights' precision,
 # except that the preconditioner's dot product and the prox's intercept shift
-# are accumulated in double and the compiler may fuse a multiply and an add: the two paths agree to
-# rounding, not to the bit (tests/test_sgd_epoch.py).  The epoch's loss is the
-# sum of the batch losses in visiting order (double), as in Python.
+# are accumulated in double and the compiler may fuse a multiply and an add:
+# the two paths agree to rounding, not to the bit (tests/test_sgd_epoch.py).
+# A call returns the sum of its batches' losses in visiting order (double);
+# an epoch of several calls adds those sums.
 #
 # Every batch, and every row index and target of its rows, is checked before
 # anything is written (a bad one raises ValueError with the weights
@@ -144,7 +145,7 @@ def sgd_epoch(const floating[:, ::1] X, const int64_t[::1] rows, const int64_t[:
     cdef double *ws = NULL
     cdef double *shift = NULL
     cdef int64_t *bounds
-    cdef Py_ssize_t lin, grads
+    cdef Py_ssize_t lin, grads, zg, kc
     cdef floating *pz
     cdef floating *pg
     cdef floating *pgw
@@ -218,13 +219,16 @@ def sgd_epoch(const floating[:, ::1] X, const int64_t[::1] rows, const int64_t[:
     # the loop reads no range that a step could have overwritten (were
     # `batches` to share memory with an output)
     lin = (_lin_workspace(px, MAX_TASKS, n_threads, K, C, True) + 7) // 8 * 8
-    grads = ((2 * m_max * C + K * C + C) * <Py_ssize_t>sizeof(floating) + 63) // 64 * 8
+    # (each of the four buffers starts on a 64-byte boundary)
+    zg = (m_max * C * <Py_ssize_t>sizeof(floating) + 63) // 64 * 8
+    kc = (K * C * <Py_ssize_t>sizeof(floating) + 63) // 64 * 8
+    grads = 2 * zg + kc + (C * <Py_ssize_t>sizeof(floating) + 63) // 64 * 8
     ws = _workspace(1, lin + grads + (C + 7) // 8 * 8 + 2 * B)
     pz = <floating *>(ws + lin)
-    pg = pz + m_max * C
-    pgw = pg + m_max * C
+    pg = <floating *>(ws + lin + zg)
+    pgw = <floating *>(ws + lin + 2 * zg)
     if pb != NULL:
-        pgb = pgw + K * C
+        pgb = <floating *>(ws + lin + 2 * zg + kc)
     shift = ws + lin + grads
     bounds = <int64_t *>(shift + (C + 7) // 8 * 8)
     for j in range(B):

@@ -287,6 +287,15 @@ def test_epoch_matches_the_python_steps(monkeypatch, dtype, with_rows, with_sw, 
     cfg = SGDConfig(batch_size=32, momentum=mu, nesterovs_momentum=nesterov, alpha=0.02,
                     l1_ratio=l1_ratio, fit_intercept=intercept, label_smoothing=0.1)
     results = []
+    calls = []
+    real = _sgd_epoch.kernels.sgd_epoch
+
+    class Spy:
+        def sgd_epoch(self, *args):
+            calls.append(args[4].shape[0])
+            return real(*args)
+
+    monkeypatch.setattr(_sgd_epoch, "kernels", Spy())
     for enabled in (True, False):
         monkeypatch.setattr(_sgd_epoch, "ENABLED", enabled)
         state = SGDState(W=W.copy(), b=b.copy(), batch_size=32,
@@ -296,6 +305,7 @@ def test_epoch_matches_the_python_steps(monkeypatch, dtype, with_rows, with_sw, 
                               0.3, rows) for _ in range(2)]  # the velocity carries over
         results.append((losses, state))
     (losses, kernel), (want, python) = results
+    assert sum(calls) == 2 * 10  # the kernel ran both epochs (and only for the first state)
 
     def close(a, b):  # each path is within TOL of the exact steps: 2 TOL apart at most
         return _close(a, b.astype(np.float64), dtype, factor=2)
@@ -336,6 +346,62 @@ def test_an_epoch_runs_in_calls_of_bounded_work(monkeypatch):
         assert set(calls) == ({20} if call_macs > 1 else {1})
     np.testing.assert_array_equal(fits[1].coef_, fits[1 << 24].coef_)
     np.testing.assert_array_equal(fits[1].intercept_, fits[1 << 24].intercept_)
+
+
+def test_uneven_calls_and_an_interrupted_epoch(monkeypatch):
+    from softmax_core._preconditioner import Preconditioner
+    from softmax_core._sgd import SGDConfig, SGDState
+    from softmax_core._sgd_epoch import run_epoch_kernel
+
+    rng = np.random.default_rng(14)
+    X = rng.standard_normal((2000, 8))
+    y = rng.integers(0, 3, 2000).astype(np.int64)
+    bounds = [(s, s + 100) for s in range(0, 2000, 100)]
+    cfg = SGDConfig(momentum=0.9, alpha=1e-3)
+
+    def fresh():
+        return SGDState(W=np.zeros((8, 3)), b=np.zeros(3), batch_size=100,
+                        preconditioner=Preconditioner(offset=X.mean(axis=0),
+                                                      inv_scale2=1 / X.var(axis=0)))
+
+    whole = fresh()
+    want = run_epoch_kernel(whole, cfg, X, y, None, bounds, 0.1)
+    monkeypatch.setattr(_sgd_epoch, "CALL_MACS", 7 * 100 * 8 * 3)  # calls of 7, 7 and 6 batches
+    sizes = []
+    real = _sgd_epoch.kernels.sgd_epoch
+
+    class Spy:
+        def sgd_epoch(self, *args):
+            sizes.append(args[4].shape[0])
+            return real(*args)
+
+    monkeypatch.setattr(_sgd_epoch, "kernels", Spy())
+    split = fresh()
+    got = run_epoch_kernel(split, cfg, X, y, None, bounds, 0.1)
+    assert sizes == [7, 7, 6]
+    assert got == pytest.approx(want, rel=1e-14)  # the sums of three calls added
+    for name in ("W", "b", "vW", "vb"):
+        np.testing.assert_array_equal(getattr(split, name), getattr(whole, name))
+
+    # a KeyboardInterrupt between two calls leaves the state of the first call's end:
+    # the parameters and velocities that 7 steps make
+    class Interrupt:
+        def sgd_epoch(self, *args):
+            if sizes:
+                raise KeyboardInterrupt
+            sizes.append(args[4].shape[0])
+            return real(*args)
+
+    sizes.clear()
+    monkeypatch.setattr(_sgd_epoch, "kernels", Interrupt())
+    cut = fresh()
+    with pytest.raises(KeyboardInterrupt):
+        run_epoch_kernel(cut, cfg, X, y, None, bounds, 0.1)
+    seven = fresh()
+    monkeypatch.setattr(_sgd_epoch, "kernels", Spy())
+    run_epoch_kernel(seven, cfg, X, y, None, bounds[:7], 0.1)
+    for name in ("W", "b", "vW", "vb"):
+        np.testing.assert_array_equal(getattr(cut, name), getattr(seven, name))
 
 
 def _fit_both(monkeypatch, X, y, **params):
@@ -424,4 +490,7 @@ def test_a_float32_call_after_a_float64_one_trains_in_float32(monkeypatch, enabl
     model.partial_fit(X[300:].astype(np.float32), y[300:])
     assert model.coef_.dtype == model.intercept_.dtype == np.float32
     state = model._optimizer
-    assert state.W.dtype == state.vW.dtype == state.preconditioner.inv_scale2.dtype == np.float32
+    pre = state.preconditioner
+    dtypes = {a.dtype for a in (state.W, state.b, state.vW, state.vb, pre.offset,
+                                pre.inv_scale2)}
+    assert dtypes == {np.dtype(np.float32)}
