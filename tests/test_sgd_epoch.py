@@ -142,8 +142,12 @@ def test_epoch_matches_float64_steps(mod, dtype, with_rows, with_sw, intercept, 
         if intercept:
             assert _close(vb, want[4], dtype)
     if l1:
-        # the prox makes some weights exactly zero, as the reference does
-        assert np.count_nonzero(W == 0) == np.count_nonzero(want[1] == 0) > 0
+        # the prox makes weights exactly zero where the reference does (up to
+        # the weights within rounding of the threshold)
+        slack = TOL[dtype] * float(np.max(np.abs(want[1])))
+        assert np.count_nonzero(W == 0) > 0
+        assert np.all(np.abs(want[1][W == 0]) <= slack)
+        assert np.all(np.abs(W[want[1] == 0]) <= slack)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
