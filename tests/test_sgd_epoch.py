@@ -16,6 +16,7 @@ import pytest
 
 from softmax_core import SoftmaxRegression, _sgd_epoch
 from softmax_core._native import available_targets
+from softmax_core._native import kernels as native
 
 TARGETS = available_targets()
 # relative to the largest weight, after EPOCH_BATCHES steps: each step's
@@ -273,6 +274,23 @@ def test_wrong_dtypes_raise_type_errors(mod):
         _run(mod, a)
 
 
+def _spy(monkeypatch, record=lambda args: args[4].shape[0], interrupt_at=None):
+    """Route the glue's kernel calls through a recorder; returns the list of
+    ``record(args)`` of each call (by default its number of batches).  With
+    `interrupt_at`, that call (0-based) raises KeyboardInterrupt instead."""
+    calls = []
+
+    class Spy:
+        def sgd_epoch(self, *args):
+            if interrupt_at is not None and len(calls) == interrupt_at:
+                raise KeyboardInterrupt
+            calls.append(record(args))
+            return native.sgd_epoch(*args)
+
+    monkeypatch.setattr(_sgd_epoch, "kernels", Spy())
+    return calls
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("with_rows, with_sw, intercept, momentum, precondition", CASES)
 @pytest.mark.parametrize("l1_ratio", [0.0, 0.5])
@@ -291,15 +309,7 @@ def test_epoch_matches_the_python_steps(monkeypatch, dtype, with_rows, with_sw, 
     cfg = SGDConfig(batch_size=32, momentum=mu, nesterovs_momentum=nesterov, alpha=0.02,
                     l1_ratio=l1_ratio, fit_intercept=intercept, label_smoothing=0.1)
     results = []
-    calls = []
-    real = _sgd_epoch.kernels.sgd_epoch
-
-    class Spy:
-        def sgd_epoch(self, *args):
-            calls.append(args[4].shape[0])
-            return real(*args)
-
-    monkeypatch.setattr(_sgd_epoch, "kernels", Spy())
+    calls = _spy(monkeypatch)
     for enabled in (True, False):
         monkeypatch.setattr(_sgd_epoch, "ENABLED", enabled)
         state = SGDState(W=W.copy(), b=b.copy(), batch_size=32,
@@ -333,17 +343,9 @@ def test_an_epoch_runs_in_calls_of_bounded_work(monkeypatch):
     X = rng.standard_normal((2000, 8))
     y = (X[:, :3] + rng.gumbel(size=(2000, 3))).argmax(axis=1)
     fits = {}
-    real = _sgd_epoch.kernels.sgd_epoch
     for call_macs in (1 << 24, 1):  # one call per epoch; one call per batch
         monkeypatch.setattr(_sgd_epoch, "CALL_MACS", call_macs)
-        calls = []
-
-        class Spy:
-            def sgd_epoch(self, *args, calls=calls):
-                calls.append(args[4].shape[0])
-                return real(*args)
-
-        monkeypatch.setattr(_sgd_epoch, "kernels", Spy())
+        calls = _spy(monkeypatch)
         fits[call_macs] = SoftmaxRegression(batch_size=100, max_iter=3, tol=None,
                                             random_state=0).fit(X, y)
         assert sum(calls) == 3 * 20
@@ -371,15 +373,7 @@ def test_uneven_calls_and_an_interrupted_epoch(monkeypatch):
     whole = fresh()
     want = run_epoch_kernel(whole, cfg, X, y, None, bounds, 0.1)
     monkeypatch.setattr(_sgd_epoch, "CALL_MACS", 7 * 100 * 8 * 3)  # calls of 7, 7 and 6 batches
-    sizes = []
-    real = _sgd_epoch.kernels.sgd_epoch
-
-    class Spy:
-        def sgd_epoch(self, *args):
-            sizes.append(args[4].shape[0])
-            return real(*args)
-
-    monkeypatch.setattr(_sgd_epoch, "kernels", Spy())
+    sizes = _spy(monkeypatch)
     split = fresh()
     got = run_epoch_kernel(split, cfg, X, y, None, bounds, 0.1)
     assert sizes == [7, 7, 6]
@@ -389,20 +383,13 @@ def test_uneven_calls_and_an_interrupted_epoch(monkeypatch):
 
     # a KeyboardInterrupt between two calls leaves the state of the first call's end:
     # the parameters and velocities that 7 steps make
-    class Interrupt:
-        def sgd_epoch(self, *args):
-            if sizes:
-                raise KeyboardInterrupt
-            sizes.append(args[4].shape[0])
-            return real(*args)
-
-    sizes.clear()
-    monkeypatch.setattr(_sgd_epoch, "kernels", Interrupt())
+    sizes = _spy(monkeypatch, interrupt_at=1)
     cut = fresh()
     with pytest.raises(KeyboardInterrupt):
         run_epoch_kernel(cut, cfg, X, y, None, bounds, 0.1)
+    assert sizes == [7]
+    monkeypatch.setattr(_sgd_epoch, "kernels", native)
     seven = fresh()
-    monkeypatch.setattr(_sgd_epoch, "kernels", Spy())
     run_epoch_kernel(seven, cfg, X, y, None, bounds[:7], 0.1)
     for name in ("W", "b", "vW", "vb"):
         np.testing.assert_array_equal(getattr(cut, name), getattr(seven, name))
@@ -429,15 +416,7 @@ def test_estimator_fits_the_same_model(monkeypatch, params):
     rng = np.random.default_rng(5)
     X = rng.standard_normal((1500, 12)) * rng.uniform(0.1, 10, 12) + rng.normal(0, 3, 12)
     y = (X[:, :3] @ rng.standard_normal((3, 4)) + rng.gumbel(size=(1500, 4))).argmax(axis=1)
-    calls = []
-    real = _sgd_epoch.kernels.sgd_epoch
-
-    class Spy:
-        def sgd_epoch(self, *args):
-            calls.append(args[4].shape[0])
-            return real(*args)
-
-    monkeypatch.setattr(_sgd_epoch, "kernels", Spy())
+    calls = _spy(monkeypatch)
     sw = rng.uniform(0.5, 2.0, X.shape[0])
     model = SoftmaxRegression(random_state=0, **params).fit(X, y, sample_weight=sw)
     assert calls and sum(calls) > 0  # the kernel ran the epochs
@@ -458,15 +437,7 @@ def test_partial_fit_and_float32_take_the_kernel(monkeypatch):
     model, reference = _fit_both(monkeypatch, X, y, max_iter=5, tol=None)
     assert model.coef_.dtype == np.float32
     np.testing.assert_allclose(model.coef_, reference.coef_, rtol=2e-4, atol=2e-5)
-    calls = []
-    real = _sgd_epoch.kernels.sgd_epoch
-
-    class Spy:
-        def sgd_epoch(self, *args):
-            calls.append(args[0].dtype)
-            return real(*args)
-
-    monkeypatch.setattr(_sgd_epoch, "kernels", Spy())
+    calls = _spy(monkeypatch, record=lambda args: args[0].dtype)
     models = {}
     for enabled in (True, False):
         monkeypatch.setattr(_sgd_epoch, "ENABLED", enabled)
