@@ -325,8 +325,8 @@ def test_prediction_checks():
 
 
 def test_dask_dataframe_input():
+    pd = pytest.importorskip("pandas")  # first: dask.dataframe fails to import without it
     dd = pytest.importorskip("dask.dataframe")
-    pd = pytest.importorskip("pandas")
     X, y = _data(n=3000)
     frame = pd.DataFrame(X, columns=[f"f{i}" for i in range(X.shape[1])])
     ddf = dd.from_pandas(frame, npartitions=3)
