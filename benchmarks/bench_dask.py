@@ -56,7 +56,9 @@ Part 2, searches.  ``GridSearchCV`` of 12 candidates (``alpha`` x
 2-worker cluster (the nanny starts each worker with ``OMP_NUM_THREADS=1``)
 against ``n_jobs=1`` under ``threadpool_limits(1)`` (one thread per fit), in
 the same run, ``refit=False`` (the refit is one sequential fit in both).  In
-each round, also: the same search on a cluster whose workers start without
+each round, also: the same search with X and y scattered to the workers before
+it (``parallel_backend("dask", scatter=[X, y])``), the same search on a
+cluster whose workers start without
 ``MALLOC_TRIM_THRESHOLD_`` (``--skip-no-trim``), dask-ml's ``GridSearchCV``
 on the first cluster (``--skip-dask-ml-search``), and, as the reference of
 what two processes give on this machine without dask, scikit-learn's search
@@ -603,9 +605,11 @@ def _grid_search(args, client, no_trim_client):
         with threadpool_limits(1):
             return search(1).fit(X, y)
 
-    def on_cluster(cluster_client):
+    def on_cluster(cluster_client, scatter=None):
+        # scatter=[X, y]: the data go to the workers once, before the search,
+        # instead of with the first task that needs them
         def run():
-            with joblib.parallel_backend("dask", client=cluster_client):
+            with joblib.parallel_backend("dask", client=cluster_client, scatter=scatter):
                 return search(-1).fit(X, y)
         return run
 
@@ -622,7 +626,8 @@ def _grid_search(args, client, no_trim_client):
 
         return DaskGridSearchCV(_estimator(), grid, cv=3, refit=False, scheduler=client).fit(X, y)
 
-    runs = {"n_jobs=1": serial, "dask": on_cluster(client)}
+    runs = {"n_jobs=1": serial, "dask": on_cluster(client),
+            "dask, scattered": on_cluster(client, scatter=[X, y])}
     if no_trim_client is not None:
         runs["dask, no trim"] = on_cluster(no_trim_client)
     if not args.skip_dask_ml_search:
@@ -661,6 +666,8 @@ def _grid_search(args, client, no_trim_client):
     print(f"GridSearchCV, fastest of {args.grid_repeats}: n_jobs=1 under threadpool_limits(1) "
           f"{t1:.1f} s (fits and scores {b1:.1f} s)")
     labels = {"dask": "dask backend, 2 workers (dask's default worker environment)",
+              "dask, scattered": "dask backend, 2 workers, X and y scattered before the search "
+                                 "(parallel_backend(..., scatter=[X, y]))",
               "dask, no trim": "dask backend, 2 workers without MALLOC_TRIM_THRESHOLD_",
               "dask-ml": "dask-ml's GridSearchCV on the 2 workers (dask's default worker "
                          "environment)",

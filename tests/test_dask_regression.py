@@ -389,7 +389,10 @@ def test_dask_ml_incremental_and_parallel_post_fit(dask_client):
                                atol=1e-13)
 
 
-def test_grid_search_under_the_dask_joblib_backend(dask_client):
+@pytest.mark.parametrize("scatter", [False, True], ids=["sent-with-tasks", "scattered"])
+def test_grid_search_under_the_dask_joblib_backend(dask_client, scatter):
+    """The search on the cluster scores as the serial one, with X and y sent along with
+    the first tasks or scattered to every worker before it (as the user guide shows)."""
     joblib = pytest.importorskip("joblib")
     from sklearn.model_selection import GridSearchCV
 
@@ -397,7 +400,7 @@ def test_grid_search_under_the_dask_joblib_backend(dask_client):
     grid = {"alpha": [1e-4, 1e-2], "batch_size": [32, 128]}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        with joblib.parallel_backend("dask"):
+        with joblib.parallel_backend("dask", scatter=[X, y] if scatter else None):
             search = GridSearchCV(SoftmaxRegression(random_state=0), grid, cv=3,
                                   n_jobs=-1).fit(X, y)
         serial = GridSearchCV(SoftmaxRegression(random_state=0), grid, cv=3).fit(X, y)

@@ -135,7 +135,8 @@ print(f"the same through score: {clf.score(X_test, y_test):.3f}")
 # With joblib's dask backend, scikit-learn's ``GridSearchCV`` sends its
 # fits to the workers, one per worker thread; each worker runs the
 # kernels with one thread.  The search data fit in memory here: a
-# sample of one block; every candidate trains 20 epochs.
+# sample of one block, sent to every worker once, before the search
+# (``scatter=``); every candidate trains 20 epochs.
 X_small, y_small = make_block(10_000)
 X_small, y_small = X_small[:5000], y_small[:5000]
 alphas = np.logspace(-4, -1, 4)
@@ -145,7 +146,7 @@ search = GridSearchCV(
     cv=3,
     n_jobs=-1,
 )
-with joblib.parallel_backend("dask"):
+with joblib.parallel_backend("dask", scatter=[X_small, y_small]):
     search.fit(X_small, y_small)
 print("best alpha:", search.best_params_["alpha"])
 
