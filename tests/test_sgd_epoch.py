@@ -10,6 +10,7 @@ the Python step it replaces (``_sgd_epoch.ENABLED = False``).
 
 import importlib
 import itertools
+import warnings
 
 import numpy as np
 import pytest
@@ -418,12 +419,20 @@ def test_estimator_fits_the_same_model(monkeypatch, params):
     y = (X[:, :3] @ rng.standard_normal((3, 4)) + rng.gumbel(size=(1500, 4))).argmax(axis=1)
     calls = _spy(monkeypatch)
     sw = rng.uniform(0.5, 2.0, X.shape[0])
-    model = SoftmaxRegression(random_state=0, **params).fit(X, y, sample_weight=sw)
+    with warnings.catch_warnings(record=True) as warned:
+        warnings.simplefilter("always")
+        model = SoftmaxRegression(random_state=0, **params).fit(X, y, sample_weight=sw)
     assert calls and sum(calls) > 0  # the kernel ran the epochs
     monkeypatch.setattr(_sgd_epoch, "ENABLED", False)
     n_calls = len(calls)
-    reference = SoftmaxRegression(random_state=0, **params).fit(X, y, sample_weight=sw)
+    with warnings.catch_warnings(record=True) as warned_reference:
+        warnings.simplefilter("always")
+        reference = SoftmaxRegression(random_state=0, **params).fit(X, y, sample_weight=sw)
     assert len(calls) == n_calls  # ... and not the reference's
+    # the same warnings too (a fit here may stop short of the optimum: a
+    # ConvergenceWarning then, from both paths alike)
+    assert [(w.category, str(w.message)) for w in warned] == \
+        [(w.category, str(w.message)) for w in warned_reference]
     assert model.n_iter_ == reference.n_iter_
     np.testing.assert_allclose(model.coef_, reference.coef_, rtol=1e-9, atol=1e-9)
     np.testing.assert_allclose(model.intercept_, reference.intercept_, rtol=1e-9, atol=1e-9)
