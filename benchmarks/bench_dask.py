@@ -606,8 +606,8 @@ def _grid_search(args, client, no_trim_client):
             return search(1).fit(X, y)
 
     def on_cluster(cluster_client, scatter=None):
-        # scatter=[X, y]: the data go to the workers once, before the search,
-        # instead of with the first task that needs them
+        # scatter=[X, y]: the data go to every worker before the search, instead
+        # of to one worker when the first task that uses them is submitted
         def run():
             with joblib.parallel_backend("dask", client=cluster_client, scatter=scatter):
                 return search(-1).fit(X, y)

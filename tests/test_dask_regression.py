@@ -391,8 +391,8 @@ def test_dask_ml_incremental_and_parallel_post_fit(dask_client):
 
 @pytest.mark.parametrize("scatter", [False, True], ids=["sent-with-tasks", "scattered"])
 def test_grid_search_under_the_dask_joblib_backend(dask_client, scatter):
-    """The search on the cluster scores as the serial one, with X and y sent along with
-    the first tasks or scattered to every worker before it (as the user guide shows)."""
+    """The search on the cluster scores as the serial one, with X and y scattered by joblib
+    with the first task or to every worker before it (as the user guide shows)."""
     joblib = pytest.importorskip("joblib")
     from sklearn.model_selection import GridSearchCV
 
@@ -401,6 +401,13 @@ def test_grid_search_under_the_dask_joblib_backend(dask_client, scatter):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         with joblib.parallel_backend("dask", scatter=[X, y] if scatter else None):
+            backend = joblib.parallel.get_active_backend()[0]
+            if scatter:  # the very objects passed to fit, on both workers
+                futures = [backend.data_futures[id(a)] for a in (X, y)]
+                held = dask_client.who_has(futures)
+                assert all(len(held[f.key]) == 2 for f in futures)
+            else:
+                assert not backend.data_futures
             search = GridSearchCV(SoftmaxRegression(random_state=0), grid, cv=3,
                                   n_jobs=-1).fit(X, y)
         serial = GridSearchCV(SoftmaxRegression(random_state=0), grid, cv=3).fit(X, y)
